@@ -1,0 +1,33 @@
+"""The device mesh, shardings, and global batches built from per-process data."""
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices=None):
+  """A 1-D mesh whose 'data' axis spans every device of every process."""
+  devices = jax.devices() if devices is None else devices
+  return jax.make_mesh((len(devices),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,), devices=devices)
+
+
+def batch_sharding(mesh):
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh):
+  return NamedSharding(mesh, P())
+
+
+def global_batch(local_batch, mesh):
+  """Assembles each process's numpy batch into global arrays sharded over 'data'."""
+  sharding = batch_sharding(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local_batch)
+
+
+def local_batch_size(global_batch_size):
+  return global_batch_size // jax.process_count()
