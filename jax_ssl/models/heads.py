@@ -1,0 +1,65 @@
+"""Projection and prediction heads.
+
+`MLPHead` follows SimCLR v2's `ProjectionHead` (google-research/simclr, tf2/model.py):
+hidden layers are Dense without bias -> BN (with centering) -> ReLU, and the output layer
+is Dense without bias -> BN without centering and no ReLU. Dense kernels start from
+N(0, 0.01^2) as there. With `use_bn=False` it is a plain MLP with biases (MoCo v2 style).
+"""
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+# SimCLR v2 initialises its head's Dense kernels with RandomNormal(stddev=0.01).
+simclr_dense_init = nn.initializers.normal(stddev=0.01)
+
+
+class MLPHead(nn.Module):
+  """MLP head: [B, D] -> [B, output_dim] float32."""
+
+  hidden_dims: Sequence[int]
+  output_dim: int
+  use_bn: bool = True
+  last_bn: bool = True
+  dtype: Any = jnp.float32
+  bn_momentum: float = 0.9
+  bn_epsilon: float = 1e-5
+  kernel_init: Callable = simclr_dense_init
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = jnp.asarray(x, self.dtype)
+    for i, width in enumerate(self.hidden_dims):
+      # A bias before BN is cancelled by the mean subtraction, so drop it.
+      x = self.dense(width, use_bias=not self.use_bn, name=f"dense_{i}")(x)
+      if self.use_bn:
+        x = self.norm(train, center=True, name=f"bn_{i}")(x)
+      x = nn.relu(x)
+    output_bn = self.use_bn and self.last_bn
+    x = self.dense(self.output_dim, use_bias=not output_bn, name="dense_out")(x)
+    if output_bn:
+      # No centering on the output BN (SimCLR v2: `center=use_bias` with use_bias=False).
+      x = self.norm(train, center=False, name="bn_out")(x)
+    return x.astype(jnp.float32)
+
+  def dense(self, features, use_bias, name):
+    return nn.Dense(
+      features,
+      use_bias=use_bias,
+      kernel_init=self.kernel_init,
+      dtype=self.dtype,
+      param_dtype=jnp.float32,
+      name=name,
+    )
+
+  def norm(self, train, center, name):
+    return nn.BatchNorm(
+      use_running_average=not train,
+      momentum=self.bn_momentum,
+      epsilon=self.bn_epsilon,
+      use_bias=center,
+      use_scale=True,
+      dtype=self.dtype,
+      param_dtype=jnp.float32,
+      name=name,
+    )
