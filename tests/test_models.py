@@ -188,7 +188,7 @@ def test_names_and_shapes_mirror_torchvision():
   assert set(r18["layer1_0"]) == {"conv1", "bn1", "conv2", "bn2"}
   assert r18["layer2_0"]["downsample_conv"]["kernel"].shape == (1, 1, 64, 128)
   # Convs have no bias; BN has scale and bias.
-  for path, leaf in jax.tree_util.tree_leaves_with_path(r18):
+  for path, _ in jax.tree_util.tree_leaves_with_path(r18):
     name = jax.tree_util.keystr(path)
     assert ("conv" in name) == name.endswith("['kernel']"), name
 

@@ -24,14 +24,16 @@ def validate(model_config) -> None:
   """
   for field in REQUIRED_FIELDS:
     if field not in model_config:
-      raise ValueError(f"config.model.{field} is missing; required fields: {list(REQUIRED_FIELDS)}.")
+      raise ValueError(
+          f"config.model.{field} is missing; required fields: {list(REQUIRED_FIELDS)}.")
   arch, dtype, width = model_config.arch, model_config.dtype, model_config.width_multiplier
   if arch not in ARCHS:
     raise ValueError(f"config.model.arch={arch!r} is unknown; accepted: {list(ARCHS)}.")
   if dtype not in DTYPES:
     raise ValueError(f"config.model.dtype={dtype!r} is unknown; accepted: {list(DTYPES)}.")
   # The stem is the narrowest conv; it must keep at least one channel.
-  if isinstance(width, bool) or not isinstance(width, (int, float)) or scaled_width(BASE_WIDTH, width) < 1:
+  is_number = isinstance(width, (int, float)) and not isinstance(width, bool)
+  if not is_number or scaled_width(BASE_WIDTH, width) < 1:
     raise ValueError(
       f"config.model.width_multiplier={width!r} is invalid; "
       "accepted: a number >= 1/64, such as 0.25, 1 or 2."

@@ -1,0 +1,180 @@
+"""The schema every config file starts from, and its validation.
+
+A config file calls `base_config()` and overrides what its recipe changes; a
+field that is not in the schema is an error, so a typo never goes unnoticed.
+"""
+import ml_collections
+
+from jax_ssl import models, optim
+
+SOURCE_PREFIXES = ("builtin:", "tfds:", "folder:")
+DTYPES = ("float32", "bfloat16")
+
+
+def base_config():
+  c = ml_collections.ConfigDict()
+  c.method = "simclr"
+  c.seed = 0
+
+  c.model = ml_collections.ConfigDict(dict(
+      arch="resnet50",
+      width_multiplier=1.0,
+      cifar_stem=False,         # 3x3 stride-1 stem and no max-pool, for 32-pixel images
+      zero_init_last_bn=False,  # zero-init each residual block's last BN scale
+      dtype="float32",          # activations; params, optimizer state and BN stats stay float32
+  ))
+
+  c.simclr = ml_collections.ConfigDict(dict(
+      temperature=0.1,
+      proj_hidden_dims=(2048, 2048),  # SimCLR v2: 3 layers, hidden width = encoder width
+      proj_dim=128,
+      proj_last_bn=True,
+  ))
+
+  c.data = ml_collections.ConfigDict(dict(
+      source="builtin:mnist",  # 'builtin:<name>', 'tfds:<name>' or 'folder:<path>'
+      data_dir="",             # TFDS data_dir; '' = TFDS's default
+      train_split="train",
+      test_split="test",
+      image_size=224,
+      eval_crop_fraction=0.875,
+      shuffle_buffer=10_000,
+      augment=ml_collections.ConfigDict(dict(
+          crop_area_min=0.08, crop_area_max=1.0,
+          aspect_min=3 / 4, aspect_max=4 / 3,
+          flip=True,
+          color_strength=1.0,  # SimCLR's s: brightness, contrast, saturation 0.8s, hue 0.2s
+          color_prob=0.8,
+          grayscale_prob=0.2,
+          blur_prob=0.5,       # ImageNet only; 0 for CIFAR and small images
+      )),
+  ))
+
+  c.train = ml_collections.ConfigDict(dict(
+      batch_size=4096,           # global, over all devices of all processes
+      num_epochs=100,
+      warmup_epochs=10,
+      max_steps=0,               # > 0 stops early but keeps the full run's schedule
+      log_every_steps=100,
+      checkpoint_every_steps=5000,
+      keep_checkpoints=3,
+  ))
+
+  c.optim = ml_collections.ConfigDict(dict(
+      name="lars",               # lars | sgd | adamw
+      base_lr=0.3,
+      lr_scaling="linear",       # linear: base_lr * B / base_batch_size; sqrt: base_lr * sqrt(B)
+      base_batch_size=256,
+      weight_decay=1e-6,
+      momentum=0.9,
+      nesterov=False,
+      trust_coefficient=0.001,
+  ))
+
+  c.eval = ml_collections.ConfigDict(dict(
+      every_epochs=0,            # 0: only at the end of training
+      baseline=False,            # also evaluate the randomly initialised encoder
+      batch_size=512,            # global batch for feature extraction
+      max_train_examples=0,      # cap on the kNN bank / probe training set; 0 = all
+      knn_k=200,
+      knn_temperature=0.07,
+      linear_epochs=100,
+      linear_lr=1e-2,
+      linear_weight_decay=1e-4,
+      linear_batch_size=256,
+  ))
+  return c
+
+
+def check_variant(arg):
+  """The config-file argument (`file.py:tiny`): None or 'tiny'."""
+  if arg not in (None, "", "tiny"):
+    raise ValueError(f"config argument {arg!r} is unknown; expected nothing or ':tiny'")
+  return arg or None
+
+
+def shrink_for_cpu(c):
+  """Keeps a recipe's method and data but makes it run on a laptop CPU in seconds."""
+  c.model.arch = "resnet10"
+  c.model.width_multiplier = 0.125
+  c.model.cifar_stem = True
+  c.simclr.proj_hidden_dims = (64,)
+  c.simclr.proj_dim = 32
+  c.data.image_size = 32
+  c.data.augment.blur_prob = 0.0
+  c.data.shuffle_buffer = 512
+  c.train.batch_size = 32
+  c.train.num_epochs = 2
+  c.train.warmup_epochs = 1
+  c.train.log_every_steps = 1
+  c.eval.batch_size = 64
+  c.eval.linear_epochs = 5
+  c.eval.max_train_examples = 0
+
+
+def unknown_fields(config, schema=None, prefix="config"):
+  """Dotted names of fields in `config` that the schema does not have."""
+  schema = base_config() if schema is None else schema
+  unknown = []
+  for key, value in config.items():
+    name = f"{prefix}.{key}"
+    if key not in schema:
+      unknown.append(name)
+    elif isinstance(value, ml_collections.ConfigDict):
+      unknown += unknown_fields(value, schema[key], name)
+  return unknown
+
+
+def _require(ok, field, value, expected):
+  if not ok:
+    raise ValueError(f"{field}={value!r} is invalid: expected {expected}")
+
+
+def validate(config, *, num_devices, num_processes=1, methods=()):
+  """Checks the config before anything is built; raises ValueError naming the field."""
+  unknown = unknown_fields(config)
+  if unknown:
+    raise ValueError(f"unknown config field(s): {', '.join(unknown)}; see jax_ssl/config.py "
+                     "for the fields a config can set")
+  if methods:
+    _require(config.method in methods, "config.method", config.method, f"one of {tuple(methods)}")
+  t = config.train
+  _require(t.batch_size > 0, "config.train.batch_size", t.batch_size, "a positive integer")
+  _require(t.batch_size % num_devices == 0, "config.train.batch_size", t.batch_size,
+           f"a multiple of the device count {num_devices}")
+  _require(t.batch_size % num_processes == 0, "config.train.batch_size", t.batch_size,
+           f"a multiple of the process count {num_processes}")
+  _require(t.num_epochs > 0, "config.train.num_epochs", t.num_epochs, "> 0")
+  _require(0 <= t.warmup_epochs <= t.num_epochs, "config.train.warmup_epochs", t.warmup_epochs,
+           f"between 0 and num_epochs={t.num_epochs}")
+  _require(t.max_steps >= 0, "config.train.max_steps", t.max_steps, ">= 0 (0 means no cap)")
+  for name in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+    _require(t[name] > 0, f"config.train.{name}", t[name], "a positive integer")
+  source = config.data.source
+  _require(isinstance(source, str) and source.startswith(SOURCE_PREFIXES), "config.data.source",
+           source, "'builtin:<name>', 'tfds:<name>' or 'folder:<path>'")
+  _require(config.data.image_size >= 8, "config.data.image_size", config.data.image_size, ">= 8")
+  from jax_ssl.data import pipeline  # noqa: PLC0415  (TensorFlow only when validating)
+  pipeline.check_data_config(config.data)
+  models.validate(config.model)
+  _validate_optim(config.optim)
+  _validate_eval(config.eval, num_devices)
+  _require(config.simclr.temperature > 0, "config.simclr.temperature", config.simclr.temperature,
+           "> 0")
+
+
+def _validate_optim(o):
+  _require(o.name in optim.OPTIMIZERS, "config.optim.name", o.name, f"one of {optim.OPTIMIZERS}")
+  _require(o.lr_scaling in optim.LR_SCALINGS, "config.optim.lr_scaling", o.lr_scaling,
+           f"one of {optim.LR_SCALINGS}")
+  _require(o.base_lr > 0, "config.optim.base_lr", o.base_lr, "> 0")
+  _require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
+
+
+def _validate_eval(e, num_devices):
+  _require(e.every_epochs >= 0, "config.eval.every_epochs", e.every_epochs, ">= 0")
+  _require(e.batch_size > 0 and e.batch_size % num_devices == 0, "config.eval.batch_size",
+           e.batch_size, f"a positive multiple of the device count {num_devices}")
+  _require(e.knn_k > 0, "config.eval.knn_k", e.knn_k, "> 0")
+  _require(e.knn_temperature > 0, "config.eval.knn_temperature", e.knn_temperature, "> 0")
+  _require(e.linear_epochs > 0, "config.eval.linear_epochs", e.linear_epochs, "> 0")

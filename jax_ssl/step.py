@@ -1,0 +1,70 @@
+"""The train state and the update step: pure JAX, shared by the loop and the benchmarks."""
+import jax
+import jax.numpy as jnp
+import optax
+
+from jax_ssl import parallel
+
+
+def create_state(model, method, config, tx, mesh):
+  """Initialises the train state, replicated on every device, without a host copy."""
+  size = config.data.image_size
+
+  def init(seed):
+    init_rng, state_rng = jax.random.split(jax.random.PRNGKey(seed))
+    variables = model.init(init_rng, jnp.zeros((2, size, size, 3)), train=False)
+    params = variables["params"]
+    return {
+        "step": jnp.zeros((), jnp.int32),
+        "params": params,
+        "batch_stats": variables.get("batch_stats", {}),
+        "opt_state": tx.init(params),
+        "method_state": method.init_method_state(config, variables),
+        "rng": state_rng,
+    }
+
+  # The state is replicated, so the partitionable threefry buys nothing here, and
+  # its initialisers take XLA:CPU minutes to compile for a large model.
+  with jax.threefry_partitionable(False):
+    return jax.jit(init, static_argnums=0, out_shardings=parallel.replicated(mesh))(config.seed)
+
+
+def make_train_step(model, method, config, tx, schedule, mesh):
+  def train_step(state, batch):
+    rng, step_rng = jax.random.split(state["rng"])
+
+    def loss_of(params):
+      return method.compute_loss(params, state["batch_stats"], state["method_state"], batch,
+                                 step_rng, model=model, config=config, mesh=mesh)
+
+    (loss, (batch_stats, step_metrics)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+        state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    new_state = {
+        "step": state["step"] + 1,
+        "params": params,
+        "batch_stats": batch_stats,
+        "opt_state": opt_state,
+        "method_state": method.update_method_state(config, state["method_state"], params,
+                                                   state["step"]),
+        "rng": rng,
+    }
+    step_metrics = {**step_metrics, "loss": loss, "learning_rate": schedule(state["step"]),
+                    "grad_norm": optax.global_norm(grads), "param_norm": optax.global_norm(params)}
+    return new_state, step_metrics
+
+  replicated = parallel.replicated(mesh)
+  return jax.jit(train_step, donate_argnums=0,
+                 out_shardings=(replicated, replicated))
+
+
+def make_encoder(model):
+  """Backbone features in inference mode (running BN statistics)."""
+  apply = jax.jit(lambda variables, images: model.apply(variables, images, train=False)[0])
+
+  def encoder_of(state):
+    variables = {"params": state["params"], "batch_stats": state["batch_stats"]}
+    return lambda images: apply(variables, images)
+
+  return encoder_of

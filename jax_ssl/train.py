@@ -1,0 +1,141 @@
+"""The one training loop. It knows nothing of any method: the method module
+builds the model, computes the loss and updates its own state (see step.py)."""
+import collections
+import json
+import os
+
+import jax
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from jax_ssl import checkpoint, config as config_lib, data, evaluate, methods, metrics, optim
+from jax_ssl import parallel, step as step_lib
+
+
+def schedule_lengths(config, num_train):
+  """Steps per epoch, total steps of the full run, warm-up steps, and the last step to run."""
+  batch = config.train.batch_size
+  steps_per_epoch = num_train // batch
+  if steps_per_epoch == 0:
+    raise ValueError(f"config.train.batch_size={batch} is larger than the training split "
+                     f"of {config.data.source} ({num_train} examples)")
+  total = config.train.num_epochs * steps_per_epoch
+  warmup = int(config.train.warmup_epochs * steps_per_epoch)
+  last = min(total, config.train.max_steps) if config.train.max_steps else total
+  return steps_per_epoch, total, warmup, last
+
+
+def device_prefetch(batches, mesh, size=2):
+  """Keeps `size` global batches on the devices ahead of the step that needs them."""
+  queue = collections.deque()
+  for local in batches:
+    queue.append(parallel.global_batch(local, mesh))
+    if len(queue) > size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def _check_finite(step, step_metrics, manager):
+  values = jax.device_get({k: step_metrics[k] for k in ("loss", "grad_norm", "param_norm")})
+  if all(np.isfinite(v) for v in values.values()):
+    return
+  manager.wait_until_finished()
+  latest = manager.latest_step()
+  kept = f"the last good checkpoint is step {latest}" if latest is not None else \
+      "no checkpoint had been written yet"
+  raise NonFiniteLossError(
+      f"non-finite training values at step {step}: "
+      + ", ".join(f"{k}={v}" for k, v in values.items())
+      + f"; stopped, and {kept} in {manager.directory}")
+
+
+def _write_config(workdir, config):
+  if jax.process_index() == 0:
+    tf.io.gfile.makedirs(workdir)
+    with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(json.dumps(config.to_dict(), indent=2, default=str))
+
+
+def train_and_evaluate(config, workdir):
+  """Pretrains the method of `config` in `workdir` (resuming if it holds a checkpoint).
+
+  Returns the last step's metrics and the final evaluation as one dict.
+  """
+  # ---- Validate everything before building or compiling anything. ----
+  config_lib.validate(config, num_devices=jax.device_count(),
+                      num_processes=jax.process_count(), methods=methods.METHODS)
+  source = data.make_source(config.data)
+  method = methods.get(config.method)
+  steps_per_epoch, total_steps, warmup_steps, last_step = schedule_lengths(
+      config, source.num_train)
+
+  # ---- Mesh, model, optimizer. ----
+  mesh = parallel.make_mesh()
+  model = method.create_model(config)
+  peak_lr = optim.scaled_learning_rate(config.optim, config.train.batch_size)
+  schedule = optim.warmup_cosine(peak_lr, warmup_steps, total_steps)
+  tx = optim.make_optimizer(config.optim, schedule)
+  state = step_lib.create_state(model, method, config, tx, mesh)
+
+  # ---- Checkpoint: resume from the latest one in workdir. ----
+  manager = checkpoint.make_manager(workdir, config.train)
+  restored = checkpoint.restore_latest(manager, checkpoint.abstract_like(state))
+  state = restored if restored is not None else state
+  start_step = int(jax.device_get(state["step"]))
+  _write_config(workdir, config)
+  writer = metrics.MetricWriter(workdir)
+  encoder_of = step_lib.make_encoder(model)
+  logging.info("%s on %s: %d steps (%d per epoch), peak lr %.4g, %d devices, start at step %d",
+               config.method, config.data.source, last_step, steps_per_epoch, peak_lr,
+               jax.device_count(), start_step)
+
+  def run_evaluation(step, prefix=""):
+    results = evaluate.evaluate_encoder(encoder_of(state), config, source, mesh, prefix)
+    writer.write(step, results)
+    metrics.print_line(" | ".join(f"{k} {v:.4f}" for k, v in results.items()))
+    return results
+
+  final = {}
+  if start_step == 0 and config.eval.baseline:
+    final.update(run_evaluation(0, prefix="baseline_"))
+
+  # ---- The loop. ----
+  train_step = step_lib.make_train_step(model, method, config, tx, schedule, mesh)
+  batches = data.pretrain_batches(
+      config.data, source, local_batch_size=parallel.local_batch_size(config.train.batch_size),
+      seed=config.seed, process_index=jax.process_index(),
+      process_count=jax.process_count(), start_step=start_step)
+  progress = metrics.Progress(last_step, config.train.batch_size, start_step)
+  eval_every = config.eval.every_epochs * steps_per_epoch
+  previous = None
+  step = start_step
+  try:
+    for step, batch in zip(range(start_step + 1, last_step + 1), device_prefetch(batches, mesh)):
+      state, step_metrics = train_step(state, batch)
+      if previous is not None:  # one step behind, so the check does not stall the devices
+        _check_finite(*previous, manager)
+      previous = (step, step_metrics)
+      if step % config.train.log_every_steps == 0 or step == last_step:
+        logged = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        logged.update(images_per_sec=progress.tick(step), epoch=step / steps_per_epoch)
+        writer.write(step, logged)
+        progress.line(step, logged)
+        final.update(logged)
+      if step % config.train.checkpoint_every_steps == 0 or step == last_step:
+        _check_finite(step, step_metrics, manager)
+        checkpoint.save(manager, step, state)
+      if eval_every and step % eval_every == 0 and step != last_step:
+        run_evaluation(step)
+    if previous is not None:
+      _check_finite(*previous, manager)
+  finally:
+    # A failing run still completes the checkpoint it was writing.
+    manager.wait_until_finished()
+  final.update(run_evaluation(step))
+  return final

@@ -1,0 +1,40 @@
+"""Pretrains an image encoder without labels.
+
+  python main.py --config=configs/simclr_tiny.py --workdir=/tmp/simclr_tiny
+  python main.py --config=configs/simclr_r50.py --workdir=gs://bucket/run \
+      --config.train.batch_size=1024
+
+Any config field can be overridden with --config.<field>=<value>.
+"""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+config_flags.DEFINE_config_file(
+    "config", None, "An ml_collections config file, e.g. configs/simclr_tiny.py.",
+    lock_config=True)
+flags.DEFINE_string("workdir", None, "Where the run writes checkpoints and metrics.")
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def hide_accelerators_from_tensorflow():
+  """tf.data runs on the host; TF must not take accelerator memory from JAX."""
+  import tensorflow as tf  # noqa: PLC0415
+  tf.config.set_visible_devices([], "GPU")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  hide_accelerators_from_tensorflow()
+  from jax_ssl import train  # noqa: PLC0415  (imports JAX after TF is confined)
+  logging.info("config:\n%s", FLAGS.config)
+  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+  app.run(main)

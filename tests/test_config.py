@@ -1,0 +1,72 @@
+"""Every config file loads and validates; bad configs fail with the field named."""
+import pathlib
+
+import pytest
+from ml_collections import config_flags
+
+from jax_ssl import config as config_lib, methods
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
+CONFIG_FILES = sorted(CONFIG_DIR.glob("*.py"))
+
+
+def load(path, arg=None):
+  module = config_flags.config_flags._LoadConfigModule(path.stem, str(path))  # noqa: SLF001
+  return module.get_config(arg)
+
+
+def test_there_are_configs():
+  assert {"simclr_r50.py", "simclr_cifar10.py", "simclr_tiny.py"} <= {p.name for p in CONFIG_FILES}
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
+def test_config_loads_validates_and_documents_its_launch(path):
+  config = load(path)
+  config_lib.validate(config, num_devices=8, methods=methods.METHODS)
+  doc = path.read_text()
+  assert f"--config=configs/{path.name}" in doc and "Expected" in doc
+
+
+@pytest.mark.parametrize("name", ["simclr_r50", "simclr_cifar10"])
+def test_tiny_variant_shrinks_the_recipe(name):
+  full, tiny = load(CONFIG_DIR / f"{name}.py"), load(CONFIG_DIR / f"{name}.py", "tiny")
+  config_lib.validate(tiny, num_devices=8, methods=methods.METHODS)
+  assert tiny.train.batch_size < full.train.batch_size
+  assert tiny.method == full.method and tiny.data.source == full.data.source
+
+
+def test_simclr_r50_is_the_paper_recipe():
+  c = load(CONFIG_DIR / "simclr_r50.py")
+  assert (c.model.arch, c.train.batch_size, c.train.num_epochs, c.train.warmup_epochs) == (
+      "resnet50", 4096, 100, 10)
+  assert (c.optim.name, c.optim.base_lr, c.optim.lr_scaling, c.optim.weight_decay) == (
+      "lars", 0.3, "linear", 1e-6)
+  assert c.simclr.temperature == 0.1 and len(c.simclr.proj_hidden_dims) == 2
+  assert c.simclr.proj_last_bn
+
+
+def test_unknown_variant_is_rejected():
+  with pytest.raises(ValueError, match="config argument 'huge'"):
+    load(CONFIG_DIR / "simclr_tiny.py", "huge")
+
+
+def _tiny():
+  return load(CONFIG_DIR / "simclr_tiny.py")
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda c: c.train.__setattr__("batch_sise", 3), r"unknown config field\(s\): config.train.batch_sise"),
+    (lambda c: c.__setattr__("method", "simclrr"), r"config.method='simclrr'"),
+    (lambda c: c.model.__setattr__("arch", "resnet51"), r"config.model.arch='resnet51'"),
+    (lambda c: c.model.__setattr__("dtype", "float16"), r"config.model.dtype='float16'"),
+    (lambda c: c.data.__setattr__("source", "imagenet"), r"config.data.source='imagenet'"),
+    (lambda c: c.train.__setattr__("batch_size", 100), r"config.train.batch_size=100 .*multiple of the device count 8"),
+    (lambda c: c.optim.__setattr__("lr_scaling", "cubic"), r"config.optim.lr_scaling='cubic'"),
+    (lambda c: c.train.__setattr__("warmup_epochs", 50), r"config.train.warmup_epochs=50"),
+    (lambda c: c.eval.__setattr__("batch_size", 12), r"config.eval.batch_size=12"),
+])
+def test_bad_config_names_the_field(mutate, match):
+  c = _tiny()
+  mutate(c)
+  with pytest.raises(ValueError, match=match):
+    config_lib.validate(c, num_devices=8, methods=methods.METHODS)

@@ -1,0 +1,130 @@
+"""The whole training path, end to end on tiny models and 8 simulated devices."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+import tensorflow_datasets as tfds
+from absl import flags
+from ml_collections import config_flags
+
+from jax_ssl import checkpoint, config as config_lib, metrics, train
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def tiny_config(source, **train_overrides):
+  c = config_lib.base_config()
+  config_lib.shrink_for_cpu(c)
+  c.data.source = source
+  c.data.image_size = 16
+  c.train.batch_size = 16
+  c.train.max_steps = 3
+  c.train.checkpoint_every_steps = 2
+  c.eval.batch_size = 32
+  c.eval.baseline = True
+  for key, value in train_overrides.items():
+    setattr(c.train, key, value)
+  return c
+
+
+def run_main(argv, tmp_path):
+  """Runs `python main.py ARGV` with 8 simulated CPU devices, as a user would."""
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+         "JAX_PLATFORMS": "cpu"}
+  result = subprocess.run([sys.executable, str(REPO / "main.py"), *argv], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout
+
+
+def load_config(argv):
+  """Parses `--config=... --config.a.b=v` exactly as main.py does, in-process."""
+  flag_values = flags.FlagValues()
+  argv = ["main.py", *argv]
+  config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values,
+                                  lock_config=True, sys_argv=argv)
+  flag_values(argv)
+  return flag_values.config
+
+
+def _check_run(workdir, steps):
+  records = metrics.read_metrics(workdir)
+  losses = [r["loss"] for r in records if "loss" in r]
+  assert [r["step"] for r in records if "loss" in r] == list(range(1, steps + 1))
+  assert all(np.isfinite(losses)) and all(r["images_per_sec"] > 0 for r in records if "loss" in r)
+  final = records[-1]
+  for key in ("knn_top1", "linear_top1", "baseline_knn_top1", "baseline_linear_top1"):
+    value = next(r[key] for r in records if key in r)
+    assert 0.0 <= value <= 1.0
+  assert final["step"] == steps and "knn_top1" in final
+  assert (pathlib.Path(workdir) / "checkpoints" / str(steps)).is_dir()
+  assert list((pathlib.Path(workdir) / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_main_on_an_image_folder(digit_folder, tmp_path):
+  stdout = run_main([f"--config={REPO / 'configs/simclr_tiny.py'}", f"--workdir={tmp_path}",
+            f"--config.data.source=folder:{digit_folder}", "--config.train.batch_size=16",
+            "--config.train.max_steps=3", "--config.data.image_size=16",
+            "--config.train.log_every_steps=1", "--config.eval.batch_size=32",
+            "--config.eval.linear_epochs=5"], tmp_path)
+  _check_run(tmp_path, steps=3)
+  assert "step 3/3" in stdout and "linear_top1" in stdout
+
+
+def test_tfds_mock_data_with_command_line_overrides(tmp_path):
+  config = load_config([f"--config={REPO / 'configs/simclr_cifar10.py'}:tiny",
+                        "--config.train.batch_size=16", "--config.train.max_steps=3",
+                        "--config.data.image_size=16", "--config.eval.batch_size=32",
+                        "--config.eval.every_epochs=0", "--config.eval.baseline=True"])
+  assert config.data.source == "tfds:cifar10" and config.train.batch_size == 16
+  with tfds.testing.mock_data(num_examples=48):
+    train.train_and_evaluate(config, str(tmp_path))
+  _check_run(tmp_path, steps=3)
+
+
+def test_resume_continues_the_step_count_and_the_losses(digit_folder, tmp_path):
+  source = f"folder:{digit_folder}"
+  uninterrupted = tmp_path / "uninterrupted"
+  train.train_and_evaluate(tiny_config(source, max_steps=4), str(uninterrupted))
+
+  resumed = tmp_path / "resumed"
+  train.train_and_evaluate(tiny_config(source, max_steps=2), str(resumed))
+  train.train_and_evaluate(tiny_config(source, max_steps=4), str(resumed))
+
+  def losses(workdir):
+    return {r["step"]: r["loss"] for r in metrics.read_metrics(workdir) if "loss" in r}
+
+  expected, got = losses(uninterrupted), losses(resumed)
+  assert sorted(got) == [1, 2, 3, 4]  # steps 3 and 4 come from the resumed run
+  np.testing.assert_allclose([got[s] for s in (3, 4)], [expected[s] for s in (3, 4)], rtol=1e-5)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(digit_folder, tmp_path):
+  config = tiny_config(f"folder:{digit_folder}", max_steps=6, checkpoint_every_steps=1)
+  config.optim.name = "sgd"
+  config.optim.base_lr = 1e30  # the first update after warm-up overflows
+  with pytest.raises(train.NonFiniteLossError, match=r"at step (\d).*last good checkpoint is step"):
+    train.train_and_evaluate(config, str(tmp_path))
+  manager = checkpoint.make_manager(str(tmp_path), config.train)
+  last_good = manager.latest_step()
+  assert last_good is not None and last_good >= 1
+  restored = manager.restore(
+      last_good, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored["params"]))
+
+
+def test_bad_data_fails_before_compiling(tmp_path, monkeypatch):
+  compiled = []
+  monkeypatch.setattr(train.step_lib, "create_state", lambda *a, **k: compiled.append(1))
+  with pytest.raises(ValueError, match="config.data.source"):
+    train.train_and_evaluate(tiny_config(f"folder:{tmp_path / 'missing'}"), str(tmp_path / "w"))
+  with pytest.raises(ValueError, match="config.train.batch_size=4096 is larger"):
+    config = tiny_config("builtin:mnist")
+    config.train.batch_size = 4096
+    train.train_and_evaluate(config, str(tmp_path / "w"))
+  assert not compiled
