@@ -60,10 +60,17 @@ class Progress:
   def __init__(self, total_steps, global_batch_size, start_step):
     self.total_steps = total_steps
     self.batch = global_batch_size
-    self._last_step, self._last_time = start_step, time.perf_counter()
+    self.restart(start_step)
+
+  def restart(self, step):
+    """Starts measuring from `step`, e.g. once the first step has compiled."""
+    self._last_step, self._last_time = step, time.perf_counter()
+    self._steps_per_sec = 0.0
 
   def tick(self, step):
     """Returns images/s since the last tick (call after the step's results are ready)."""
+    if step == self._last_step:
+      return 0.0
     now = time.perf_counter()
     elapsed = max(now - self._last_time, 1e-9)
     rate = (step - self._last_step) * self.batch / elapsed

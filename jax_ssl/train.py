@@ -118,6 +118,9 @@ def train_and_evaluate(config, workdir):
   try:
     for step, batch in zip(range(start_step + 1, last_step + 1), device_prefetch(batches, mesh)):
       state, step_metrics = train_step(state, batch)
+      if step == start_step + 1:  # images/s and ETA should not count compilation
+        jax.block_until_ready(step_metrics)
+        progress.restart(step)
       if previous is not None:  # one step behind, so the check does not stall the devices
         _check_finite(*previous, manager)
       previous = (step, step_metrics)
