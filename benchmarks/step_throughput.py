@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jax_ssl import config as config_lib, flops as flops_lib, methods, optim, parallel, step  # noqa: E402
+from jax_ssl import config as config_lib, flops as flops_lib, methods, models, optim, parallel  # noqa: E402
+from jax_ssl import step  # noqa: E402
 
 # Dense bf16 peak FLOP/s of one device, by the start of jax's device_kind.
 BF16_PEAK_FLOPS = {
@@ -41,7 +42,7 @@ def build_config(args):
   c.model.width_multiplier = args.width
   c.model.cifar_stem = args.image_size <= 64
   c.model.dtype = args.dtype
-  feature_dim = config_lib.models.backbone_feature_dim(c.model)
+  feature_dim = models.backbone_feature_dim(c.model)
   c.simclr.proj_hidden_dims = (feature_dim, feature_dim)
   c.data.image_size = args.image_size
   c.train.batch_size = args.batch
@@ -98,7 +99,7 @@ def parse_args(argv=None):
   p.add_argument("--width", type=float, default=1.0)
   p.add_argument("--image_size", type=int, default=224)
   p.add_argument("--batch", type=int, default=256, help="global batch")
-  p.add_argument("--dtype", default="bfloat16", choices=config_lib.DTYPES)
+  p.add_argument("--dtype", default="bfloat16", choices=tuple(models.DTYPES))
   p.add_argument("--steps", type=int, default=20)
   p.add_argument("--warmup", type=int, default=3)
   return p.parse_args(argv)

@@ -8,7 +8,6 @@ import ml_collections
 from jax_ssl import models, optim
 
 SOURCE_PREFIXES = ("builtin:", "tfds:", "folder:")
-DTYPES = ("float32", "bfloat16")
 
 
 def base_config():

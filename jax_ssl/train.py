@@ -132,6 +132,7 @@ def train_and_evaluate(config, workdir):
         final.update(logged)
       if step % config.train.checkpoint_every_steps == 0 or step == last_step:
         _check_finite(step, step_metrics, manager)
+        previous = None  # checked already
         checkpoint.save(manager, step, state)
       if eval_every and step % eval_every == 0 and step != last_step:
         run_evaluation(step)

@@ -22,7 +22,7 @@ def create_model(config):
   s = config.simclr
   projector = models.MLPHead(
       hidden_dims=tuple(s.proj_hidden_dims), output_dim=s.proj_dim, last_bn=s.proj_last_bn,
-      dtype=jnp.dtype(config.model.dtype))
+      dtype=models.DTYPES[config.model.dtype])
   return SimCLRModel(backbone=models.create_backbone(config.model), projector=projector)
 
 
