@@ -56,8 +56,9 @@ def run(args):
   model = method.create_model(config)
   schedule = optim.warmup_cosine(optim.scaled_learning_rate(config.optim, args.batch), 10, 1000)
   tx = optim.make_optimizer(config.optim, schedule)
-  state = step.create_state(model, method, config, tx, mesh)
-  train_step = step.make_train_step(model, method, config, tx, schedule, mesh)
+  run = methods.Run(model, config, mesh, steps_per_epoch=100, total_steps=1000)
+  state = step.create_state(run, method, tx)
+  train_step = step.make_train_step(run, method, tx, schedule)
 
   rng = np.random.default_rng(0)
   shape = (args.batch, args.image_size, args.image_size, 3)

@@ -18,6 +18,16 @@ def l2_normalize(x, axis=-1, eps=1e-12):
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis, keepdims=True), eps))
 
 
+def embedding_std(z):
+  """Mean per-dimension std of the l2-normalised embeddings, a collapse monitor.
+
+  About 1/sqrt(d) when the embeddings spread over the sphere, 0 when they
+  collapse to a point (Chen & He 2021, SimSiam section 4.1). Call it under
+  jit on the whole (sharded) batch, outside any shard_map.
+  """
+  return jnp.mean(jnp.std(l2_normalize(z), axis=0))
+
+
 def _gather(x, axis_name):
   """Concatenates `x` from every device along the batch axis, in device order."""
   if axis_name is None:

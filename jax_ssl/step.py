@@ -6,8 +6,9 @@ import optax
 from jax_ssl import parallel
 
 
-def create_state(model, method, config, tx, mesh):
+def create_state(run, method, tx):
   """Initialises the train state, replicated on every device, without a host copy."""
+  model, config = run.model, run.config
   size = config.data.image_size
 
   def init(seed):
@@ -26,35 +27,29 @@ def create_state(model, method, config, tx, mesh):
   # The state is replicated, so the partitionable threefry buys nothing here, and
   # its initialisers take XLA:CPU minutes to compile for a large model.
   with jax.threefry_partitionable(False):
-    return jax.jit(init, static_argnums=0, out_shardings=parallel.replicated(mesh))(config.seed)
+    return jax.jit(init, static_argnums=0,
+                   out_shardings=parallel.replicated(run.mesh))(config.seed)
 
 
-def make_train_step(model, method, config, tx, schedule, mesh):
+def make_train_step(run, method, tx, schedule):
   def train_step(state, batch):
     rng, step_rng = jax.random.split(state["rng"])
 
     def loss_of(params):
-      return method.compute_loss(params, state["batch_stats"], state["method_state"], batch,
-                                 step_rng, model=model, config=config, mesh=mesh)
+      return method.compute_loss(params, state, batch, step_rng, run)
 
-    (loss, (batch_stats, step_metrics)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+    (loss, (changes, step_metrics)), grads = jax.value_and_grad(loss_of, has_aux=True)(
         state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
-    new_state = {
-        "step": state["step"] + 1,
-        "params": params,
-        "batch_stats": batch_stats,
-        "opt_state": opt_state,
-        "method_state": method.update_method_state(config, state["method_state"], params,
-                                                   state["step"]),
-        "rng": rng,
-    }
+    new_state = {**state, **changes, "params": params, "opt_state": opt_state, "rng": rng}
+    new_state = method.after_update(new_state, run)
+    new_state["step"] = state["step"] + 1
     step_metrics = {**step_metrics, "loss": loss, "learning_rate": schedule(state["step"]),
                     "grad_norm": optax.global_norm(grads), "param_norm": optax.global_norm(params)}
     return new_state, step_metrics
 
-  replicated = parallel.replicated(mesh)
+  replicated = parallel.replicated(run.mesh)
   return jax.jit(train_step, donate_argnums=0,
                  out_shardings=(replicated, replicated))
 

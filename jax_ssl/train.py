@@ -81,7 +81,8 @@ def train_and_evaluate(config, workdir):
   peak_lr = optim.scaled_learning_rate(config.optim, config.train.batch_size)
   schedule = optim.warmup_cosine(peak_lr, warmup_steps, total_steps)
   tx = optim.make_optimizer(config.optim, schedule)
-  state = step_lib.create_state(model, method, config, tx, mesh)
+  run = methods.Run(model, config, mesh, steps_per_epoch, total_steps)
+  state = step_lib.create_state(run, method, tx)
 
   # ---- Checkpoint: resume from the latest one in workdir. ----
   manager = checkpoint.make_manager(workdir, config.train)
@@ -106,7 +107,7 @@ def train_and_evaluate(config, workdir):
     final.update(run_evaluation(0, prefix="baseline_"))
 
   # ---- The loop. ----
-  train_step = step_lib.make_train_step(model, method, config, tx, schedule, mesh)
+  train_step = step_lib.make_train_step(run, method, tx, schedule)
   batches = data.pretrain_batches(
       config.data, source, local_batch_size=parallel.local_batch_size(config.train.batch_size),
       seed=config.seed, process_index=jax.process_index(),

@@ -4,18 +4,41 @@ A method module exports:
   create_model(config) -> flax module whose params hold a 'backbone' subtree
       (the encoder that export and evaluation use) and whose __call__(x, train)
       returns (backbone features, method outputs);
-  init_method_state(config, variables) -> pytree of extra state (targets, queues), may be {};
-  compute_loss(params, batch_stats, method_state, batch, rng, *, model, config, mesh)
-      -> (loss, (new_batch_stats, metrics dict));
-  update_method_state(config, method_state, params, step) -> method_state, run after
-      each optimizer update (EMA targets, queues).
+  init_method_state(config, variables) -> pytree of extra state (targets,
+      queues), may be {};
+  compute_loss(params, state, batch, rng, run) -> (loss, (changes, metrics)):
+      `state` is the train state before this step (read its batch_stats,
+      method_state and step); `changes` holds the new values of state entries
+      the forward pass produced ('batch_stats', and 'method_state' when a
+      queue is filled);
+  after_update(state, run) -> state, applied to the state after the optimizer
+      update and before the step counter moves (EMA targets, re-normalised
+      prototypes). `state['step']` is still the step just taken.
 """
+import dataclasses
 import importlib
+from typing import Any
 
 METHODS = ("simclr",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """What a method may know of the run: built once by the loop, static under jit."""
+  model: Any
+  config: Any
+  mesh: Any
+  steps_per_epoch: int
+  total_steps: int
 
 
 def get(name):
   if name not in METHODS:
     raise ValueError(f"config.method={name!r} is not a method; expected one of {METHODS}")
   return importlib.import_module(f"jax_ssl.methods.{name}")
+
+
+def keep_state(state, run):
+  """`after_update` for methods with nothing to do after the optimizer."""
+  del run
+  return state

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from jax_ssl import losses, models, parallel
+from jax_ssl import losses, methods, models, parallel
 
 
 class SimCLRModel(nn.Module):
@@ -31,9 +31,7 @@ def init_method_state(config, variables):
   return {}
 
 
-def update_method_state(config, method_state, params, step):
-  del config, params, step
-  return method_state
+after_update = methods.keep_state
 
 
 def two_view_input(batch):
@@ -47,15 +45,16 @@ def two_view_input(batch):
   return views.reshape((-1,) + views.shape[2:])
 
 
-def compute_loss(params, batch_stats, method_state, batch, rng, *, model, config, mesh):
-  del method_state, rng
-  (_, z), updates = model.apply(
-      {"params": params, "batch_stats": batch_stats}, two_view_input(batch), train=True,
-      mutable=["batch_stats"])
+def compute_loss(params, state, batch, rng, run):
+  del rng
+  (_, z), updates = run.model.apply(
+      {"params": params, "batch_stats": state["batch_stats"]}, two_view_input(batch),
+      train=True, mutable=["batch_stats"])
   z = z.reshape(-1, 2, z.shape[-1])
   loss_fn = functools.partial(
-      losses.nt_xent, temperature=config.simclr.temperature, axis_name=parallel.DATA_AXIS)
+      losses.nt_xent, temperature=run.config.simclr.temperature, axis_name=parallel.DATA_AXIS)
   spec = P(parallel.DATA_AXIS)
-  loss = jax.shard_map(loss_fn, mesh=mesh, in_specs=(spec, spec), out_specs=P())(
+  loss = jax.shard_map(loss_fn, mesh=run.mesh, in_specs=(spec, spec), out_specs=P())(
       z[:, 0], z[:, 1])
-  return loss, (updates["batch_stats"], {"loss": loss})
+  metrics = {"loss": loss, "embedding_std": losses.embedding_std(z[:, 0])}
+  return loss, ({"batch_stats": updates["batch_stats"]}, metrics)
