@@ -38,7 +38,7 @@ def make_train_step(run, method, tx, schedule):
     def loss_of(params):
       return method.compute_loss(params, state, batch, step_rng, run)
 
-    (loss, (changes, step_metrics)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+    (loss, (changes, step_metrics, _)), grads = jax.value_and_grad(loss_of, has_aux=True)(
         state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)

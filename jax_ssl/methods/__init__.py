@@ -6,11 +6,12 @@ A method module exports:
       returns (backbone features, method outputs);
   init_method_state(config, variables) -> pytree of extra state (targets,
       queues), may be {};
-  compute_loss(params, state, batch, rng, run) -> (loss, (changes, metrics)):
+  compute_loss(params, state, batch, rng, run) -> (loss, (changes, metrics, features)):
       `state` is the train state before this step (read its batch_stats,
       method_state and step); `changes` holds the new values of state entries
       the forward pass produced ('batch_stats', and 'method_state' when a
-      queue is filled);
+      queue is filled); `features` are the backbone features of the first
+      view, [B, F], for probes that train beside the method;
   after_update(state, run) -> state, applied to the state after the optimizer
       update and before the step counter moves (EMA targets, re-normalised
       prototypes). `state['step']` is still the step just taken.

@@ -47,14 +47,15 @@ def two_view_input(batch):
 
 def compute_loss(params, state, batch, rng, run):
   del rng
-  (_, z), updates = run.model.apply(
+  (features, z), updates = run.model.apply(
       {"params": params, "batch_stats": state["batch_stats"]}, two_view_input(batch),
       train=True, mutable=["batch_stats"])
   z = z.reshape(-1, 2, z.shape[-1])
+  features = features.reshape(-1, 2, features.shape[-1])[:, 0]
   loss_fn = functools.partial(
       losses.nt_xent, temperature=run.config.simclr.temperature, axis_name=parallel.DATA_AXIS)
   spec = P(parallel.DATA_AXIS)
   loss = jax.shard_map(loss_fn, mesh=run.mesh, in_specs=(spec, spec), out_specs=P())(
       z[:, 0], z[:, 1])
   metrics = {"loss": loss, "embedding_std": losses.embedding_std(z[:, 0])}
-  return loss, ({"batch_stats": updates["batch_stats"]}, metrics)
+  return loss, ({"batch_stats": updates["batch_stats"]}, metrics, features)
