@@ -76,3 +76,49 @@ def nt_xent(z_a, z_b, *, temperature, axis_name=None):
   loss_b = _anchor_losses(z_b, all_a, all_b, labels, temperature)
   total = _global_sum(jnp.sum(loss_a) + jnp.sum(loss_b), axis_name)
   return total / (2 * all_a.shape[0])
+
+
+def moco_infonce(q, k, *, temperature, queue=None, axis_name=None):
+  """MoCo's InfoNCE: the mean over the global batch of -log p(positive key).
+
+  Args:
+    q: this device's queries, `[n, d]`; normalised here.
+    k: their positive keys, `[n, d]` (row i is the key of query i); normalised
+      here. Treated as constants only by the caller's stop_gradient.
+    temperature: the softmax temperature tau.
+    queue: `[K, d]` negative keys, normalised, the same on every device (MoCo
+      v2). Without it the negatives are the other keys of the global batch,
+      gathered across devices (MoCo v3).
+    axis_name: mesh axis of the batch, or None on one device.
+  """
+  q, k = l2_normalize(q), l2_normalize(k)
+  n = q.shape[0]
+  if queue is None:
+    logits = q @ _gather(k, axis_name).T / temperature
+    labels = _first_global_index(n, axis_name) + jnp.arange(n)
+    positives = logits[jnp.arange(n), labels]
+  else:
+    positives = jnp.sum(q * k, axis=1) / temperature
+    negatives = q @ queue.astype(jnp.float32).T / temperature
+    logits = jnp.concatenate([positives[:, None], negatives], axis=1)
+  total = _global_sum(jnp.sum(jax.nn.logsumexp(logits, axis=1) - positives), axis_name)
+  return total / _global_sum(n, axis_name)
+
+
+def byol_regression(p, z, *, axis_name=None):
+  """BYOL's loss: the batch mean of ||p/|p| - z/|z|||^2 = 2 - 2 cos(p, z).
+
+  `z` is the target projection; the caller stops its gradient.
+  """
+  cos = jnp.sum(l2_normalize(p) * l2_normalize(z), axis=-1)
+  return _global_sum(jnp.sum(2.0 - 2.0 * cos), axis_name) / _global_sum(p.shape[0], axis_name)
+
+
+def swapped_prediction(scores, codes, *, temperature):
+  """SwAV's cross-entropy of one crop's prototype scores against another's codes.
+
+  Per example: -sum_k codes_k log softmax(scores / temperature)_k; the mean
+  over the rows given (call it under jit on the global batch).
+  """
+  log_p = jax.nn.log_softmax(scores.astype(jnp.float32) / temperature, axis=-1)
+  return -jnp.mean(jnp.sum(codes * log_p, axis=-1))

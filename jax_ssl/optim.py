@@ -2,10 +2,12 @@
 import math
 
 import jax
+import jax.numpy as jnp
 import optax
 
 OPTIMIZERS = ("lars", "sgd", "adamw")
 LR_SCALINGS = ("linear", "sqrt", "none")
+EMA_SCHEDULES = ("constant", "cosine")
 
 
 def scaled_learning_rate(optim_config, global_batch_size):
@@ -56,3 +58,22 @@ def make_optimizer(optim_config, schedule):
   if name == "adamw":
     return optax.adamw(schedule, weight_decay=optim_config.weight_decay, mask=decay_mask)
   raise ValueError(f"config.optim.name={name!r} is not an optimizer; expected one of {OPTIMIZERS}")
+
+
+def ema_momentum(step, total_steps, base, schedule="cosine"):
+  """The target network's EMA rate at `step`.
+
+  constant: `base` (MoCo v2's 0.999).
+  cosine:   1 - (1 - base) * (cos(pi * step / total_steps) + 1) / 2, rising
+            from `base` to 1 (BYOL; MoCo v3 with per-step epochs).
+  """
+  if schedule == "constant":
+    return jnp.asarray(base, jnp.float32)
+  progress = jnp.minimum(step / total_steps, 1.0)
+  return 1.0 - (1.0 - base) * (jnp.cos(jnp.pi * progress) + 1.0) / 2.0
+
+
+def ema_update(target, online, momentum):
+  """target <- momentum * target + (1 - momentum) * online, leaf by leaf."""
+  return optax.incremental_update(online, target, 1.0 - momentum)
+
