@@ -39,13 +39,28 @@ def base_config():
       eval_crop_fraction=0.875,
       shuffle_buffer=10_000,
       augment=ml_collections.ConfigDict(dict(
+          recipe="simclr",     # simclr | byol | multicrop: see data.pipeline.RECIPES
           crop_area_min=0.08, crop_area_max=1.0,
           aspect_min=3 / 4, aspect_max=4 / 3,
           flip=True,
-          color_strength=1.0,  # SimCLR's s: brightness, contrast, saturation 0.8s, hue 0.2s
+          color_strength=1.0,  # SimCLR's s, scaling `jitter`
+          jitter=(0.8, 0.8, 0.8, 0.2),  # brightness, contrast, saturation, hue at s = 1
           color_prob=0.8,
           grayscale_prob=0.2,
           blur_prob=0.5,       # ImageNet only; 0 for CIFAR and small images
+          solarize_prob=0.0,
+          # recipe 'byol': the second view's probabilities (BYOL: blur 0.1, solarize 0.2)
+          view2_blur_prob=0.1,
+          view2_solarize_prob=0.2,
+      )),
+      # recipe 'multicrop' (SwAV, DINO): num_global crops at image_size from the
+      # crop_area range above, plus num_local crops at local_size.
+      multicrop=ml_collections.ConfigDict(dict(
+          num_global=2,
+          num_local=6,
+          local_size=96,
+          local_area_min=0.05,
+          local_area_max=0.14,
       )),
   ))
 
@@ -101,6 +116,9 @@ def shrink_for_cpu(c):
   c.simclr.proj_dim = 32
   c.data.image_size = 32
   c.data.augment.blur_prob = 0.0
+  c.data.augment.view2_blur_prob = 0.0
+  c.data.multicrop.num_local = min(c.data.multicrop.num_local, 2)
+  c.data.multicrop.local_size = 16
   c.data.shuffle_buffer = 512
   c.train.batch_size = 32
   c.train.num_epochs = 2

@@ -1,9 +1,9 @@
 """Each SimCLR augmentation against its definition on hand-made images."""
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from jax_ssl.config import base_config
 from jax_ssl.data import augment
 
 N_SEEDS = 1000  # enough for rates to be within ~4 standard deviations
@@ -23,11 +23,9 @@ def colourful(h=12, w=10, seed=0):
 
 
 def augment_config(**overrides):
-  cfg = dict(crop_area_min=0.08, crop_area_max=1.0, aspect_min=3 / 4,
-             aspect_max=4 / 3, flip=True, color_strength=1.0, color_prob=0.8,
-             grayscale_prob=0.2, blur_prob=0.5)
+  cfg = base_config().data.augment
   cfg.update(overrides)
-  return ml_collections.ConfigDict(cfg)
+  return cfg
 
 
 def test_grayscale_is_luma_replicated_at_its_rate():
@@ -196,3 +194,21 @@ def test_simclr_view_is_deterministic_per_seed_and_ends_gray_if_asked():
 def test_color_jitter_rejects_hue_beyond_half_a_turn():
   with pytest.raises(ValueError, match='strength'):
     augment.color_jitter(colourful(), [0, 0], 3.0)
+
+
+def test_solarize_inverts_bright_pixels_at_its_rate():
+  image = np.array([[[0.1, 0.49, 0.5]], [[0.7, 1.0, 0.0]]], np.float32)
+  np.testing.assert_allclose(augment.solarize(image),
+                             [[[0.1, 0.49, 0.5]], [[0.3, 0.0, 0.0]]], atol=1e-7)
+  bright = np.full((4, 4, 3), 0.9, np.float32)
+  out = many(lambda x, s: augment.random_solarize(x, s, 0.2), bright)
+  rate = np.mean(out[:, 0, 0, 0] < 0.5)
+  assert abs(rate - 0.2) < 4 * np.sqrt(0.2 * 0.8 / len(out)), rate
+
+
+def test_byol_jitter_amounts_bound_each_factor():
+  """BYOL's (0.4, 0.4, 0.2, 0.1): saturation alone moves at most 20%."""
+  gray = np.full((6, 6, 3), 0.5, np.float32)
+  out = many(lambda x, s: augment.color_jitter(x, s, 1.0, (0.4, 0.0, 0.0, 0.0)), gray)
+  assert 0.5 * 0.6 - 1e-5 <= out.min() and out.max() <= 0.5 * 1.4 + 1e-5
+  assert out.max() - out.min() > 0.3  # the full range is used

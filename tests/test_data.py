@@ -2,26 +2,23 @@
 import itertools
 import os
 
-import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from jax_ssl.config import base_config
 from jax_ssl.data import eval_batches, make_source, pretrain_batches, Source
 from jax_ssl.data import pipeline, sources
 
 
 def data_config(**overrides):
-  augment = dict(crop_area_min=0.08, crop_area_max=1.0, aspect_min=3 / 4,
-                 aspect_max=4 / 3, flip=True, color_strength=1.0,
-                 color_prob=0.8, grayscale_prob=0.2, blur_prob=0.5)
-  augment.update(overrides.pop('augment', {}))
-  cfg = dict(source='builtin:mnist', data_dir='', train_split='train',
-             test_split='test', image_size=28, eval_crop_fraction=0.875,
-             shuffle_buffer=10_000, augment=augment)
+  cfg = base_config().data
+  cfg.update(dict(source='builtin:mnist', image_size=28))
+  cfg.augment.update(overrides.pop('augment', {}))
+  cfg.multicrop.update(overrides.pop('multicrop', {}))
   cfg.update(overrides)
-  return ml_collections.ConfigDict(cfg)
+  return cfg
 
 
 def indexed_source(n):
@@ -77,6 +74,40 @@ def test_pretrain_batches_are_two_views_in_range():
   # Two independent augmentations of each image.
   diff = np.abs(batch['view1'] - batch['view2']).mean(axis=(1, 2, 3))
   assert (diff > 1e-3).all()
+
+
+def test_multicrop_batches_hold_global_and_local_crops():
+  cfg = data_config(augment=dict(recipe='multicrop'),
+                    multicrop=dict(num_global=2, num_local=3, local_size=12))
+  batch = next(pretrain_batches(cfg, make_source(cfg), local_batch_size=4,
+                                seed=0))
+  assert batch['global'].shape == (4, 2, 28, 28, 3)
+  assert batch['local'].shape == (4, 3, 12, 12, 3)
+  for crops in (batch['global'], batch['local']):
+    assert crops.min() >= 0 and crops.max() <= 1
+  # Every crop of an example is its own random draw.
+  assert np.abs(batch['global'][:, 0] - batch['global'][:, 1]).mean() > 1e-3
+
+
+def test_byol_recipe_views_differ_in_blur_and_solarize_rates():
+  """View 1 is always blurred and never solarized; view 2 the other way round."""
+  cfg = data_config(image_size=32, augment=dict(
+      recipe='byol', crop_area_min=1.0, aspect_min=1.0, aspect_max=1.0,
+      flip=False, color_prob=0.0, grayscale_prob=0.0, blur_prob=1.0,
+      solarize_prob=0.0, view2_blur_prob=0.0, view2_solarize_prob=1.0))
+  image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+  source = Source('test:one', 1, 1, 1, lambda *_: tf.data.Dataset.from_tensors(
+      {'image': image, 'label': np.int32(0)}))
+  batch = next(pretrain_batches(cfg, source, local_batch_size=4, seed=0))
+  original = image / 255.0
+  # Blurred (a noise image loses contrast) but not solarized (still correlated).
+  assert np.abs(batch['view1'] - original).mean() > 0.02
+  assert batch['view1'].std() < original.std()
+  assert np.corrcoef(batch['view1'].mean(0).ravel(), original.ravel())[0, 1] > 0.5
+  np.testing.assert_allclose(batch['view2'],
+                             np.broadcast_to(np.where(original < 0.5, original,
+                                                      1 - original), (4, 32, 32, 3)),
+                             atol=2e-3)
 
 
 def test_pretrain_is_deterministic_and_resumes_across_epochs():

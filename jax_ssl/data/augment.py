@@ -106,25 +106,30 @@ def random_flip(image, seed):
 
 
 # ---------------------------------------------------------------- colour ----
-def color_jitter(image, seed, strength):
-  """Brightness, contrast, saturation (0.8 s) and hue (0.2 s), random order.
+SIMCLR_JITTER = (0.8, 0.8, 0.8, 0.2)  # brightness, contrast, saturation, hue
 
-  Brightness multiplies by a factor ~U[max(1 - 0.8 s, 0), 1 + 0.8 s] (SimCLR
-  v2); contrast and saturation factors are ~U[max(1 - 0.8 s, 0), 1 + 0.8 s];
-  the hue shift is ~U[-0.2 s, 0.2 s]. Each op is followed by a clip to [0, 1].
-  strength 0 is the identity.
+
+def color_jitter(image, seed, strength, jitter=SIMCLR_JITTER):
+  """Brightness, contrast, saturation and hue in random order.
+
+  With (b, c, s, h) = strength * jitter (SimCLR: 0.8 s, 0.8 s, 0.8 s, 0.2 s;
+  BYOL: 0.4, 0.4, 0.2, 0.1): brightness multiplies by a factor
+  ~U[max(1 - b, 0), 1 + b] (SimCLR v2), contrast and saturation factors are
+  ~U[max(1 - c, 0), 1 + c] and likewise for s, the hue shift is ~U[-h, h].
+  Each op is followed by a clip to [0, 1]. strength 0 is the identity.
   """
-  if strength < 0 or 0.2 * strength > 0.5:
-    raise ValueError(f'color jitter strength must be in [0, 2.5] (hue delta '
-                     f'0.2 * strength <= 0.5); got {strength}.')
+  amounts = [strength * j for j in jitter]
+  if strength < 0 or min(amounts) < 0 or amounts[3] > 0.5:
+    raise ValueError(f'color jitter {amounts} must be >= 0 with a hue delta '
+                     f'<= 0.5; got strength {strength}, jitter {jitter}.')
   if strength == 0:
     return image
-  s = 0.8 * strength
-  lower = max(1.0 - s, 0.0)  # a negative factor is no longer a jitter
+  lower = tf.constant([max(1.0 - a, 0.0) for a in amounts[:3]])
+  upper = tf.constant([1.0 + a for a in amounts[:3]])
   # One draw for all four parameters and the order: fewer ops per image.
   u = tf.random.stateless_uniform([8], seed)
-  factors = lower + (1.0 + s - lower) * u[:3]
-  hue_delta = 0.2 * strength * (2.0 * u[3] - 1.0)
+  factors = lower + (upper - lower) * u[:3]
+  hue_delta = amounts[3] * (2.0 * u[3] - 1.0)
   ops = [
       lambda x: x * factors[0],
       lambda x: tf.image.adjust_contrast(x, factors[1]),
@@ -138,10 +143,10 @@ def color_jitter(image, seed, strength):
   return image
 
 
-def color_distortion(image, seed, strength, prob):
+def color_distortion(image, seed, strength, prob, jitter=SIMCLR_JITTER):
   """`color_jitter` applied with probability `prob` (SimCLR: 0.8)."""
-  return random_apply(lambda x, s: color_jitter(x, s, strength), image, seed,
-                      prob)
+  return random_apply(lambda x, s: color_jitter(x, s, strength, jitter), image,
+                      seed, prob)
 
 
 def to_grayscale(image):
@@ -209,19 +214,39 @@ def random_gaussian_blur(image, seed, prob, sigma_range=(0.1, 2.0)):
   return random_apply(blur, image, seed, prob)
 
 
-# ------------------------------------------------------------------ view ----
-def simclr_view(image, seed, augment_config, size):
-  """One SimCLR view: crop, flip, colour jitter, grayscale, blur, in order."""
+# ------------------------------------------------------------- solarize ----
+def solarize(image, threshold=0.5):
+  """Inverts the pixels at or above `threshold` (BYOL: 0.5 on [0, 1])."""
+  return tf.where(image < threshold, image, 1.0 - image)
+
+
+def random_solarize(image, seed, prob):
+  return random_apply(lambda x, _: solarize(x), image, seed, prob)
+
+
+# ----------------------------------------------------------------- views ----
+def simclr_view(image, seed, augment_config, size, area_range=None,
+                blur_prob=None, solarize_prob=None):
+  """One view: crop, flip, colour jitter, grayscale, blur, solarize, in order.
+
+  The crop's area range and the blur and solarize probabilities default to
+  the config's; BYOL's second view and multi-crop's local crops override them.
+  """
   cfg = augment_config
-  crop_seed, flip_seed, color_seed, gray_seed, blur_seed = tf.unstack(
-      split_seed(seed, 5))
-  image = random_resized_crop(image, crop_seed, size,
-                              (cfg.crop_area_min, cfg.crop_area_max),
+  area_range = area_range or (cfg.crop_area_min, cfg.crop_area_max)
+  blur_prob = cfg.blur_prob if blur_prob is None else blur_prob
+  solarize_prob = cfg.solarize_prob if solarize_prob is None else solarize_prob
+  crop_seed, flip_seed, color_seed, gray_seed, blur_seed, solarize_seed = (
+      tf.unstack(split_seed(seed, 6)))
+  image = random_resized_crop(image, crop_seed, size, area_range,
                               (cfg.aspect_min, cfg.aspect_max))
   if cfg.flip:
     image = random_flip(image, flip_seed)
   image = color_distortion(image, color_seed, cfg.color_strength,
-                           cfg.color_prob)
+                           cfg.color_prob, tuple(cfg.jitter))
   image = random_grayscale(image, gray_seed, cfg.grayscale_prob)
-  image = random_gaussian_blur(image, blur_seed, cfg.blur_prob)
+  if blur_prob > 0:
+    image = random_gaussian_blur(image, blur_seed, blur_prob)
+  if solarize_prob > 0:
+    image = random_solarize(image, solarize_seed, solarize_prob)
   return tf.clip_by_value(image, 0.0, 1.0)

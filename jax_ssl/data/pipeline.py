@@ -23,12 +23,22 @@ _SHUFFLE_STREAM, _AUGMENT_STREAM = 0, 1  # independent seed streams
 # of the whole augmentation call tree would only add seconds to each build.
 _plain_tf = tf.autograph.experimental.do_not_convert
 _INT64_MAX = np.iinfo(np.int64).max
+# simclr: two views from one distribution; byol: two views whose blur and
+# solarize probabilities differ; multicrop: global and local crops.
+RECIPES = ('simclr', 'byol', 'multicrop')
 
 
 def check_data_config(data_config):
   """Raises ValueError naming the first field that cannot work."""
   cfg, aug = data_config, data_config.augment
+  crops = cfg.multicrop
   checks = [
+      ('augment.recipe', aug.recipe, aug.recipe in RECIPES, f'one of {RECIPES}'),
+      ('augment.jitter', aug.jitter,
+       len(aug.jitter) == 4 and min(aug.jitter) >= 0
+       and aug.color_strength * aug.jitter[3] <= 0.5,
+       '4 amounts >= 0 (brightness, contrast, saturation, hue) with '
+       'color_strength * hue <= 0.5'),
       ('image_size', cfg.image_size, cfg.image_size >= 1, 'an integer >= 1'),
       ('eval_crop_fraction', cfg.eval_crop_fraction,
        0 < cfg.eval_crop_fraction <= 1, 'in (0, 1]'),
@@ -42,9 +52,19 @@ def check_data_config(data_config):
       ('augment.aspect_min', aug.aspect_min,
        0 < aug.aspect_min <= aug.aspect_max, 'in (0, augment.aspect_max]'),
       ('augment.color_strength', aug.color_strength,
-       0 <= aug.color_strength <= 2.5, 'in [0, 2.5] (hue delta 0.2 s <= 0.5)'),
+       aug.color_strength >= 0, '>= 0'),
+      ('multicrop.num_global', crops.num_global, crops.num_global >= 2,
+       'at least 2: codes come from the global crops and predict each other'),
+      ('multicrop.num_local', crops.num_local, crops.num_local >= 0, '>= 0'),
+      ('multicrop.local_size', crops.local_size, crops.local_size >= 1,
+       'an integer >= 1'),
+      ('multicrop.local_area_min', crops.local_area_min,
+       0 < crops.local_area_min <= crops.local_area_max <= 1,
+       'in (0, multicrop.local_area_max], with local_area_max <= 1'),
   ] + [(f'augment.{name}', aug[name], 0 <= aug[name] <= 1, 'in [0, 1]')
-       for name in ('color_prob', 'grayscale_prob', 'blur_prob')]
+       for name in ('color_prob', 'grayscale_prob', 'blur_prob',
+                    'solarize_prob', 'view2_blur_prob',
+                    'view2_solarize_prob')]
   for field, value, ok, accepted in checks:
     if not ok:
       raise ValueError(f'config.data.{field}={value!r} must be {accepted}.')
@@ -81,6 +101,46 @@ def _shuffled_stream(shard, shuffle_buffer, shuffle_key, first_epoch):
   return tf.data.Dataset.range(first_epoch, _INT64_MAX).flat_map(epoch)
 
 
+def _views_of(data_config):
+  """(image, seed) -> the recipe's views of one example.
+
+  simclr and byol give {'view1', 'view2': [S, S, 3]}; multicrop gives
+  {'global': [G, S, S, 3], 'local': [V, s, s, 3]} (V may be 0).
+  """
+  aug, crops, size = data_config.augment, data_config.multicrop, data_config.image_size
+
+  # Each distinct view function is traced once and reused across views:
+  # this halves the time to build the pipeline.
+  def view_fn(size, **overrides):
+    @functools.partial(tf.function, autograph=False)
+    def view(image, seed):
+      return augment.simclr_view(image, seed, aug, size, **overrides)
+    return view
+
+  if aug.recipe in ('simclr', 'byol'):
+    first = view_fn(size=size)
+    second = first if aug.recipe == 'simclr' else view_fn(
+        size=size, blur_prob=aug.view2_blur_prob, solarize_prob=aug.view2_solarize_prob)
+
+    def two_views(image, seed):
+      seed1, seed2 = tf.unstack(augment.split_seed(seed, 2))
+      return {'view1': first(image, seed1), 'view2': second(image, seed2)}
+    return two_views
+
+  global_view = view_fn(size=size)
+  local_view = view_fn(size=crops.local_size,
+                       area_range=(crops.local_area_min, crops.local_area_max))
+
+  def multicrop(image, seed):
+    seeds = tf.unstack(augment.split_seed(seed, crops.num_global + crops.num_local))
+    views = {'global': tf.stack([global_view(image, s) for s in seeds[:crops.num_global]])}
+    local = [local_view(image, s) for s in seeds[crops.num_global:]]
+    views['local'] = tf.stack(local) if local else tf.zeros(
+        [0, crops.local_size, crops.local_size, 3])
+    return views
+  return multicrop
+
+
 def pretrain_dataset(data_config, source, *, local_batch_size, seed,
                      process_index=0, process_count=1,
                      start_step=0) -> tf.data.Dataset:
@@ -99,21 +159,16 @@ def pretrain_dataset(data_config, source, *, local_batch_size, seed,
   stream = stream.skip(first % shard_size).enumerate(start=first)
   augment_key = _key(seed, process_index, _AUGMENT_STREAM)
 
-  # Traced once and called twice: halves the time to build the pipeline.
-  @functools.partial(tf.function, autograph=False)
-  def view(image, view_seed):
-    return augment.simclr_view(image, view_seed, data_config.augment,
-                               data_config.image_size)
+  make_views = _views_of(data_config)
 
   @_plain_tf
-  def two_views(position, example):
-    seed1, seed2 = tf.unstack(tf.random.experimental.stateless_split(
-        tf.random.experimental.stateless_fold_in(augment_key, position), 2))
-    image = to_float(example['image'])
-    return {'view1': view(image, seed1), 'view2': view(image, seed2),
-            'label': example['label']}
+  def views(position, example):
+    views = make_views(to_float(example['image']),
+                       tf.random.experimental.stateless_fold_in(augment_key,
+                                                                position))
+    return {**views, 'label': example['label']}
 
-  stream = stream.map(two_views, num_parallel_calls=tf.data.AUTOTUNE)
+  stream = stream.map(views, num_parallel_calls=tf.data.AUTOTUNE)
   return stream.batch(local_batch_size, drop_remainder=True).prefetch(
       tf.data.AUTOTUNE)
 
@@ -121,7 +176,10 @@ def pretrain_dataset(data_config, source, *, local_batch_size, seed,
 def pretrain_batches(data_config, source, *, local_batch_size, seed,
                      process_index=0, process_count=1,
                      start_step=0) -> Iterator[dict[str, np.ndarray]]:
-  """Infinite {'view1', 'view2': float32 [b, S, S, 3], 'label': int32 [b]}.
+  """Infinite batches of the recipe's views and 'label': int32 [b].
+
+  simclr and byol: {'view1', 'view2': float32 [b, S, S, 3]}; multicrop:
+  {'global': [b, G, S, S, 3], 'local': [b, V, s, s, 3]}.
 
   Step k's batch depends only on (seed, k, process_index); starting at
   `start_step` gives the same batches as advancing a fresh iterator.
