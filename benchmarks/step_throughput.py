@@ -55,8 +55,8 @@ def run(args):
   method = methods.get(config.method)
   model = method.create_model(config)
   schedule = optim.warmup_cosine(optim.scaled_learning_rate(config.optim, args.batch), 10, 1000)
-  tx = optim.make_optimizer(config.optim, schedule)
   run = methods.Run(model, config, mesh, steps_per_epoch=100, total_steps=1000)
+  tx = method.adapt_optimizer(optim.make_optimizer(config.optim, schedule), run)
   state = step.create_state(run, method, tx)
   train_step = step.make_train_step(run, method, tx, schedule)
 

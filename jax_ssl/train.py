@@ -79,9 +79,10 @@ def train_and_evaluate(config, workdir):
   mesh = parallel.make_mesh()
   model = method.create_model(config)
   peak_lr = optim.scaled_learning_rate(config.optim, config.train.batch_size)
-  schedule = optim.warmup_cosine(peak_lr, warmup_steps, total_steps)
-  tx = optim.make_optimizer(config.optim, schedule)
+  schedule = optim.warmup_cosine(peak_lr, warmup_steps, total_steps,
+                                 peak_lr * config.optim.final_lr_fraction)
   run = methods.Run(model, config, mesh, steps_per_epoch, total_steps)
+  tx = method.adapt_optimizer(optim.make_optimizer(config.optim, schedule), run)
   state = step_lib.create_state(run, method, tx)
 
   # ---- Checkpoint: resume from the latest one in workdir. ----

@@ -14,13 +14,16 @@ A method module exports:
       view, [B, F], for probes that train beside the method;
   after_update(state, run) -> state, applied to the state after the optimizer
       update and before the step counter moves (EMA targets, re-normalised
-      prototypes). `state['step']` is still the step just taken.
+      prototypes). `state['step']` is still the step just taken;
+  adapt_optimizer(tx, run) -> tx, e.g. to freeze some parameters for a while;
+  check_config(config) raises ValueError naming a field of the method's
+      section that cannot work, before anything is built.
 """
 import dataclasses
 import importlib
 from typing import Any
 
-METHODS = ("simclr",)
+METHODS = ("simclr", "moco", "byol", "swav")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,3 +46,9 @@ def keep_state(state, run):
   """`after_update` for methods with nothing to do after the optimizer."""
   del run
   return state
+
+
+def same_optimizer(tx, run):
+  """`adapt_optimizer` for methods that train every parameter all the time."""
+  del run
+  return tx

@@ -3,10 +3,10 @@ import functools
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from jax_ssl import losses, methods, models, parallel
+from jax_ssl.methods import common
 
 
 class SimCLRModel(nn.Module):
@@ -32,23 +32,21 @@ def init_method_state(config, variables):
 
 
 after_update = methods.keep_state
+adapt_optimizer = methods.same_optimizer
 
 
-def two_view_input(batch):
-  """Interleaves the views as [2B, H, W, C] so each device keeps its own examples.
-
-  Stacking on axis 1 then merging it into the sharded batch axis moves no data
-  between devices, and one forward pass normalises both views with the same
-  (global) BatchNorm statistics, as SimCLR does.
-  """
-  views = jnp.stack([batch["view1"], batch["view2"]], axis=1)
-  return views.reshape((-1,) + views.shape[2:])
+def check_config(config, num_devices):
+  del num_devices
+  if config.simclr.temperature <= 0:
+    raise ValueError(f"config.simclr.temperature={config.simclr.temperature!r} is invalid: "
+                     "expected > 0")
 
 
 def compute_loss(params, state, batch, rng, run):
   del rng
+  # One forward pass over both views: BatchNorm normalises them together, as SimCLR does.
   (features, z), updates = run.model.apply(
-      {"params": params, "batch_stats": state["batch_stats"]}, two_view_input(batch),
+      {"params": params, "batch_stats": state["batch_stats"]}, common.interleave_views(batch),
       train=True, mutable=["batch_stats"])
   z = z.reshape(-1, 2, z.shape[-1])
   features = features.reshape(-1, 2, features.shape[-1])[:, 0]

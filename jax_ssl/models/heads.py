@@ -21,6 +21,7 @@ class MLPHead(nn.Module):
   output_dim: int
   use_bn: bool = True
   last_bn: bool = True
+  last_bn_scale: bool = True  # MoCo v3's output BN is affine-free
   dtype: Any = jnp.float32
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
@@ -39,7 +40,7 @@ class MLPHead(nn.Module):
     x = self.dense(self.output_dim, use_bias=not output_bn, name="dense_out")(x)
     if output_bn:
       # No centering on the output BN (SimCLR v2: `center=use_bias` with use_bias=False).
-      x = self.norm(train, center=False, name="bn_out")(x)
+      x = self.norm(train, center=False, scale=self.last_bn_scale, name="bn_out")(x)
     return x.astype(jnp.float32)
 
   def dense(self, features, use_bias, name):
@@ -52,13 +53,13 @@ class MLPHead(nn.Module):
       name=name,
     )
 
-  def norm(self, train, center, name):
+  def norm(self, train, center, name, scale=True):
     return nn.BatchNorm(
       use_running_average=not train,
       momentum=self.bn_momentum,
       epsilon=self.bn_epsilon,
       use_bias=center,
-      use_scale=True,
+      use_scale=scale,
       dtype=self.dtype,
       param_dtype=jnp.float32,
       name=name,
