@@ -1,0 +1,138 @@
+"""MoCo, BYOL and SwAV through the one training loop: state updates, and 3-step runs."""
+import pathlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from jax_ssl import config as config_lib, methods, metrics, optim, parallel, step as step_lib
+from jax_ssl import train
+from jax_ssl.methods import common, moco
+
+from test_train import load_config
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def tiny(method, **sections):
+  c = config_lib.base_config()
+  c.method = method
+  config_lib.shrink_for_cpu(c)
+  c.data.image_size = 16
+  c.train.batch_size = 16
+  for section, overrides in sections.items():
+    c[section].update(overrides)
+  return c
+
+
+def build(config, steps_per_epoch=10, total_steps=100):
+  """A Run, the train state and the jitted step, as train.py builds them."""
+  method = methods.get(config.method)
+  run = methods.Run(method.create_model(config), config, parallel.make_mesh(), steps_per_epoch,
+                    total_steps)
+  schedule = optim.warmup_cosine(0.1, 0, total_steps)
+  tx = method.adapt_optimizer(optim.make_optimizer(config.optim, schedule), run)
+  state = step_lib.create_state(run, method, tx)
+  return run, method, state, step_lib.make_train_step(run, method, tx, schedule)
+
+
+def views(config, seed=0):
+  rng = np.random.default_rng(seed)
+  shape = (config.train.batch_size, config.data.image_size, config.data.image_size, 3)
+  batch = {"view1": rng.random(shape, np.float32), "view2": rng.random(shape, np.float32)}
+  return jax.device_put(batch, parallel.batch_sharding(parallel.make_mesh()))
+
+
+def test_moco_queue_keeps_the_newest_keys_in_order():
+  state = {"queue": jnp.zeros((8, 3)), "queue_index": jnp.zeros([], jnp.int32)}
+  keys = jnp.arange(7 * 2 * 3, dtype=jnp.float32).reshape(7, 2, 3)  # 7 steps of 2 keys
+  for batch_keys in keys:
+    state = jax.jit(moco.enqueue)(state, batch_keys)
+  oldest_first = np.roll(np.asarray(state["queue"]), -int(state["queue_index"]), axis=0)
+  np.testing.assert_array_equal(oldest_first, keys.reshape(-1, 3)[-8:])
+
+
+def test_byol_target_moves_by_the_scheduled_rate_and_gets_no_gradient():
+  config = tiny("byol")
+  run, method, state, train_step = build(config, total_steps=100)
+  batch = views(config)
+  before = jax.device_get(state["method_state"]["target"]["params"])
+  state, metrics = train_step(state, batch)
+  tau = 1 - (1 - 0.996) * (np.cos(0.0) + 1) / 2  # step 0 of 100
+  np.testing.assert_allclose(metrics["momentum"], tau, rtol=1e-6)
+  online = {k: state["params"][k] for k in common.TARGET_KEYS}
+  expected = jax.tree.map(lambda t, o: tau * t + (1 - tau) * o, before, online)
+  chex.assert_trees_all_close(state["method_state"]["target"]["params"], expected, atol=1e-6)
+
+  def loss_of_target(target_params):
+    target = {**state["method_state"]["target"], "params": target_params}
+    probe = {**state, "method_state": {**state["method_state"], "target": target}}
+    return method.compute_loss(state["params"], probe, batch, jax.random.key(0), run)[0]
+
+  grads = jax.jit(jax.grad(loss_of_target))(state["method_state"]["target"]["params"])
+  assert all(np.all(np.asarray(g) == 0) for g in jax.tree.leaves(grads))
+
+
+def test_shuffle_bn_normalises_each_device_separately():
+  config = tiny("moco")
+  run, _, state, _ = build(config)
+  images = views(config)["view1"]
+  target = state["method_state"]["target"]
+  rng = jax.random.key(3)
+  shuffled, _ = jax.jit(lambda t, x: common.target_projections(run, t, x, rng))(target, images)
+  # By hand: the same permutation, each device's 2 examples normalised alone.
+  order = np.asarray(jax.random.permutation(rng, images.shape[0]))
+  permuted = np.asarray(images)[order]
+  project = jax.jit(lambda x: run.model.apply(target, x, train=True, mutable=["batch_stats"],
+                                              method=common.EncoderWithHeads.project)[0])
+  by_device = np.concatenate([project(chunk) for chunk in np.split(permuted, 8)])
+  np.testing.assert_allclose(np.asarray(shuffled), by_device[np.argsort(order)], atol=1e-5)
+  global_bn, _ = jax.jit(lambda t, x: common.target_projections(run, t, x))(target, images)
+  assert np.abs(np.asarray(global_bn) - np.asarray(shuffled)).max() > 1e-3
+
+
+def multicrop_batch(config, seed=0):
+  rng = np.random.default_rng(seed)
+  b, s, crops = config.train.batch_size, config.data.image_size, config.data.multicrop
+  batch = {"global": rng.random((b, crops.num_global, s, s, 3), np.float32),
+           "local": rng.random((b, crops.num_local, crops.local_size, crops.local_size, 3),
+                               np.float32)}
+  return jax.device_put(batch, parallel.batch_sharding(parallel.make_mesh()))
+
+
+def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
+  config = tiny("swav", swav=dict(freeze_prototypes_epochs=1))
+  config.data.augment.recipe = "multicrop"
+  _, _, state, train_step = build(config, steps_per_epoch=2)
+  batch = multicrop_batch(config)
+  kernels = [np.asarray(state["params"]["prototypes"]["kernel"])]
+  for _ in range(3):
+    state, metrics = train_step(state, batch)
+    kernels.append(np.asarray(state["params"]["prototypes"]["kernel"]))
+    assert np.isfinite(metrics["loss"]) and 0 < metrics["code_entropy"] <= np.log(30)
+  for kernel in kernels:
+    np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), 1.0, rtol=1e-5)
+  # Steps 1 and 2 are the first epoch: only re-normalisation's rounding moves them.
+  np.testing.assert_allclose(kernels[1], kernels[0], atol=1e-6)
+  np.testing.assert_allclose(kernels[2], kernels[0], atol=1e-6)
+  assert np.abs(kernels[3] - kernels[2]).max() > 1e-6  # then they train
+
+
+@pytest.mark.parametrize("recipe", ["moco_v2_r50", "moco_v3_r50", "byol_r50", "swav_r50"])
+def test_three_steps_through_the_config_on_mock_data(recipe, tmp_path):
+  config = load_config([f"--config={REPO / 'configs' / recipe}.py:tiny",
+                        "--config.train.batch_size=16", "--config.train.max_steps=3",
+                        "--config.data.image_size=16", "--config.eval.batch_size=32",
+                        "--config.eval.linear_epochs=1", "--config.eval.baseline=False",
+                        "--config.train.checkpoint_every_steps=3"])
+  with tfds.testing.mock_data(num_examples=32):
+    final = train.train_and_evaluate(config, str(tmp_path))
+  records = metrics.read_metrics(tmp_path)
+  assert [r["step"] for r in records if "loss" in r] == [1, 2, 3]
+  assert all(np.isfinite(r["loss"]) and 0 < r["embedding_std"] <= 1 for r in records
+             if "loss" in r)
+  assert 0 <= final["linear_top1"] <= 1 and 0 <= final["knn_top1"] <= 1
+  assert (tmp_path / "checkpoints" / "3").is_dir()
