@@ -11,17 +11,19 @@ devices' bf16 peak), peak_memory_gb, device, jax_version. XLA's own cost
 analysis is not used: on GPU it leaves out convolutions run by cuDNN.
 """
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jax_ssl import config as config_lib, flops as flops_lib, methods, models, optim, parallel  # noqa: E402
+from jax_ssl import flops as flops_lib, methods, models, optim, parallel  # noqa: E402
 from jax_ssl import step  # noqa: E402
 
 # Dense bf16 peak FLOP/s of one device, by the start of jax's device_kind.
@@ -36,8 +38,14 @@ def peak_flops(device):
 
 
 def build_config(args):
-  c = config_lib.base_config()
-  c.method = args.method
+  """The method's ImageNet recipe (configs/<method>_r50.py) at the benchmark's sizes."""
+  recipe = {"simclr": "simclr_r50", "moco": "moco_v2_r50", "byol": "byol_r50",
+            "swav": "swav_r50"}[args.method]
+  spec = importlib.util.spec_from_file_location(recipe, os.path.join(REPO, "configs",
+                                                                      recipe + ".py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config()
   c.model.arch = args.model
   c.model.width_multiplier = args.width
   c.model.cifar_stem = args.image_size <= 64
@@ -45,8 +53,21 @@ def build_config(args):
   feature_dim = models.backbone_feature_dim(c.model)
   c.simclr.proj_hidden_dims = (feature_dim, feature_dim)
   c.data.image_size = args.image_size
+  c.data.multicrop.local_size = max(8, args.image_size * 96 // 224)
   c.train.batch_size = args.batch
+  c.moco.queue_size = max(c.moco.queue_size // args.batch, 1) * args.batch
+  c.swav.queue_size = 0
   return c
+
+
+def synthetic_batch(config, rng):
+  """Random images in the layout of the config's augmentation recipe."""
+  b, s = config.train.batch_size, config.data.image_size
+  if config.data.augment.recipe == "multicrop":
+    crops, local = config.data.multicrop, config.data.multicrop.local_size
+    return {"global": rng.random((b, crops.num_global, s, s, 3), np.float32),
+            "local": rng.random((b, crops.num_local, local, local, 3), np.float32)}
+  return {v: rng.random((b, s, s, 3), np.float32) for v in ("view1", "view2")}
 
 
 def run(args):
@@ -60,9 +81,7 @@ def run(args):
   state = step.create_state(run, method, tx)
   train_step = step.make_train_step(run, method, tx, schedule)
 
-  rng = np.random.default_rng(0)
-  shape = (args.batch, args.image_size, args.image_size, 3)
-  batch = jax.device_put({v: rng.random(shape, np.float32) for v in ("view1", "view2")},
+  batch = jax.device_put(synthetic_batch(config, np.random.default_rng(0)),
                          parallel.batch_sharding(mesh))
 
   flops = flops_lib.count_flops(train_step, state, batch)  # the whole global batch

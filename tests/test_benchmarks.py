@@ -33,3 +33,13 @@ def test_step_throughput_on_cpu():
   variables = backbone.init(jax.random.key(0), x, train=False)
   forward = flops.count_flops(lambda v, x: backbone.apply(v, x, train=False), variables, x)
   assert 2.7 * forward < result["tflops_per_step"] * 1e12 < 3.1 * forward
+
+
+@pytest.mark.parametrize("method", ["moco", "swav"])
+def test_step_throughput_runs_every_method(method):
+  bench = load_benchmark()
+  args = bench.parse_args(["--method", method, "--model", "resnet10", "--width", "0.125",
+                           "--image_size", "16", "--batch", "16", "--dtype", "float32",
+                           "--steps", "1", "--warmup", "1"])
+  result = bench.run(args)
+  assert result["images_per_sec"] > 0 and result["tflops_per_step"] > 0
