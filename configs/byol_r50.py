@@ -17,7 +17,7 @@ augmentations: colour jitter 0.4/0.4/0.2/0.1 with p = 0.8, grayscale 0.2,
 blur p = 1.0 / 0.1 and solarize p = 0 / 0.2 for the two views. Brightness is
 multiplicative here (SimCLR v2's form); BYOL's code adds an offset.
 """
-from jax_ssl.config import base_config, check_variant, shrink_for_cpu
+from jax_ssl.config import base_config, check_variant, shrink_for_cpu, use_byol_augmentations
 
 
 def get_config(arg=None):
@@ -30,12 +30,7 @@ def get_config(arg=None):
   c.byol.pred_hidden_dims = (4096,)
   c.data.source = "tfds:imagenet2012"
   c.data.test_split = "validation"
-  c.data.augment.recipe = "byol"
-  c.data.augment.jitter = (0.4, 0.4, 0.2, 0.1)
-  c.data.augment.blur_prob = 1.0
-  c.data.augment.solarize_prob = 0.0
-  c.data.augment.view2_blur_prob = 0.1
-  c.data.augment.view2_solarize_prob = 0.2
+  use_byol_augmentations(c)
   c.train.batch_size = 4096
   c.train.num_epochs = 1000
   c.train.warmup_epochs = 10

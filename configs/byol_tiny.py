@@ -11,7 +11,7 @@ the run is 900 steps rather than BYOL's 1000 epochs; LARS.
 Expected: see README.md for the measured linear_top1 against the random-init
 baseline.
 """
-from jax_ssl.config import base_config, check_variant, use_tiny_digits
+from jax_ssl.config import base_config, check_variant, use_byol_augmentations, use_tiny_digits
 
 
 def get_config(arg=None):
@@ -19,11 +19,8 @@ def get_config(arg=None):
   c = base_config()
   c.method = "byol"
   use_tiny_digits(c)
-  c.data.augment.recipe = "byol"
-  c.data.augment.jitter = (0.4, 0.4, 0.2, 0.1)
-  c.data.augment.color_strength = 1.0
-  c.data.augment.solarize_prob = 0.0
-  c.data.augment.view2_solarize_prob = 0.2
+  use_byol_augmentations(c)
+  c.data.augment.blur_prob = c.data.augment.view2_blur_prob = 0.0  # 28 pixels
   c.byol.tau_base = 0.99
   c.byol.proj_hidden_dims = (64,)
   c.byol.pred_hidden_dims = (64,)

@@ -19,7 +19,7 @@ to 1 on a cosine; temperature 1.0 and the official loss scale 2 tau; LARS
 with biases and BN excluded, 10 warm-up epochs; BYOL's asymmetric
 augmentations with crops from 20% of the area.
 """
-from jax_ssl.config import base_config, check_variant, shrink_for_cpu
+from jax_ssl.config import base_config, check_variant, shrink_for_cpu, use_byol_augmentations
 
 
 def get_config(arg=None):
@@ -38,13 +38,8 @@ def get_config(arg=None):
   c.moco.scale_loss_by_2t = True
   c.data.source = "tfds:imagenet2012"
   c.data.test_split = "validation"
-  c.data.augment.recipe = "byol"
+  use_byol_augmentations(c)
   c.data.augment.crop_area_min = 0.2
-  c.data.augment.jitter = (0.4, 0.4, 0.2, 0.1)
-  c.data.augment.blur_prob = 1.0
-  c.data.augment.solarize_prob = 0.0
-  c.data.augment.view2_blur_prob = 0.1
-  c.data.augment.view2_solarize_prob = 0.2
   c.train.batch_size = 4096
   c.train.num_epochs = 100
   c.train.warmup_epochs = 10

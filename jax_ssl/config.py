@@ -172,6 +172,22 @@ def shrink_for_cpu(c):
   c.eval.max_train_examples = 0
 
 
+def use_byol_augmentations(c):
+  """BYOL's asymmetric pair (Grill et al. 2020, Table 6), also used by MoCo v3.
+
+  Colour jitter 0.4/0.4/0.2/0.1 with p = 0.8, grayscale 0.2, and per view
+  blur p = 1.0 / 0.1 and solarize p = 0 / 0.2.
+  """
+  a = c.data.augment
+  a.recipe = "byol"
+  a.color_strength = 1.0
+  a.jitter = (0.4, 0.4, 0.2, 0.1)
+  a.color_prob = 0.8
+  a.grayscale_prob = 0.2
+  a.blur_prob, a.view2_blur_prob = 1.0, 0.1
+  a.solarize_prob, a.view2_solarize_prob = 0.0, 0.2
+
+
 def use_tiny_digits(c):
   """The offline CPU setting every `*_tiny.py` config shares.
 

@@ -104,15 +104,21 @@ def multicrop_batch(config, seed=0):
 
 
 def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
-  config = tiny("swav", swav=dict(freeze_prototypes_epochs=1))
+  # A queue of 2 batches that starts filling at once: in use from step 3.
+  config = tiny("swav", swav=dict(freeze_prototypes_epochs=1, queue_size=32,
+                                  queue_start_epochs=0))
   config.data.augment.recipe = "multicrop"
   _, _, state, train_step = build(config, steps_per_epoch=2)
   batch = multicrop_batch(config)
   kernels = [np.asarray(state["params"]["prototypes"]["kernel"])]
-  for _ in range(3):
+  for step in range(1, 4):
     state, metrics = train_step(state, batch)
     kernels.append(np.asarray(state["params"]["prototypes"]["kernel"]))
     assert np.isfinite(metrics["loss"]) and 0 < metrics["code_entropy"] <= np.log(30)
+    assert metrics["queue_in_use"] == (step == 3)
+  # The queue holds unit projections, newest first.
+  queue = np.asarray(state["method_state"]["queue"])
+  np.testing.assert_allclose(np.linalg.norm(queue, axis=-1), 1.0, rtol=1e-5)
   for kernel in kernels:
     np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), 1.0, rtol=1e-5)
   # Steps 1 and 2 are the first epoch: only re-normalisation's rounding moves them.
