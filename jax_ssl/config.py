@@ -57,6 +57,8 @@ def base_config():
       log_every_steps=100,
       checkpoint_every_steps=5000,
       keep_checkpoints=3,
+      skip_nonfinite_steps=False,  # True: a step with NaN/Inf loss or gradients changes nothing
+      force_resume=False,        # resume even if the workdir's config.json differs
   ))
 
   c.optim = ml_collections.ConfigDict(dict(
@@ -149,6 +151,8 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
   _require(t.max_steps >= 0, "config.train.max_steps", t.max_steps, ">= 0 (0 means no cap)")
   for name in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
     _require(t[name] > 0, f"config.train.{name}", t[name], "a positive integer")
+  for name in ("skip_nonfinite_steps", "force_resume"):
+    _require(isinstance(t[name], bool), f"config.train.{name}", t[name], "True or False")
   source = config.data.source
   _require(isinstance(source, str) and source.startswith(SOURCE_PREFIXES), "config.data.source",
            source, "'builtin:<name>', 'tfds:<name>' or 'folder:<path>'")
