@@ -151,8 +151,6 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
   _require(t.max_steps >= 0, "config.train.max_steps", t.max_steps, ">= 0 (0 means no cap)")
   for name in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
     _require(t[name] > 0, f"config.train.{name}", t[name], "a positive integer")
-  for name in ("skip_nonfinite_steps", "force_resume"):
-    _require(isinstance(t[name], bool), f"config.train.{name}", t[name], "True or False")
   source = config.data.source
   _require(isinstance(source, str) and source.startswith(SOURCE_PREFIXES), "config.data.source",
            source, "'builtin:<name>', 'tfds:<name>' or 'folder:<path>'")
