@@ -85,14 +85,25 @@ def resume_and_compare(digit_folder, workdir, uninterrupted):
                                 [expected[s] for s in sorted(expected)])
 
 
-def test_sigkill_after_a_checkpoint(digit_folder, tmp_path, uninterrupted):
+def test_sigkill_after_a_checkpoint_and_inside_one(digit_folder, tmp_path, uninterrupted):
   run = start([*config_args(digit_folder), f"--workdir={tmp_path}"])
   wait_for_checkpoint(tmp_path, EVERY, run)
   run.send_signal(signal.SIGKILL)
   run.wait()
   killed_at = latest_checkpoint(tmp_path)
-  assert killed_at is not None and killed_at < STEPS, "the run ended before it was killed"
+  assert killed_at is not None and killed_at < STEPS - EVERY, "the run ended before it was killed"
+
+  # Restarted, it is killed again while committing its next checkpoint but one.
+  doomed = killed_at + 2 * EVERY
+  run = start([*config_args(digit_folder), f"--workdir={tmp_path}"],
+              env={"KILL_AT_COMMIT_OF": str(doomed)}, script=KILL_WHILE_COMMITTING)
+  output = run.communicate(timeout=300)[0]
+  assert run.returncode == -signal.SIGKILL, output[-3000:]
+  assert list((tmp_path / "checkpoints").glob(f"{doomed}.orbax-checkpoint-tmp*"))
+  assert latest_checkpoint(tmp_path) == doomed - EVERY
+
   resume_and_compare(digit_folder, tmp_path, uninterrupted)
+  assert not list((tmp_path / "checkpoints").glob("*.orbax-checkpoint-tmp*"))
 
 
 def test_sigterm_saves_at_the_step_of_the_signal_and_exits_cleanly(digit_folder, tmp_path,
@@ -106,18 +117,6 @@ def test_sigterm_saves_at_the_step_of_the_signal_and_exits_cleanly(digit_folder,
   assert f"SIGTERM: stopped at step {stopped_at} with a checkpoint" in output
   assert latest_checkpoint(tmp_path) == stopped_at < STEPS
   resume_and_compare(digit_folder, tmp_path, uninterrupted)
-
-
-def test_a_checkpoint_killed_mid_write_is_not_resumed_from(digit_folder, tmp_path,
-                                                           uninterrupted):
-  run = start([*config_args(digit_folder), f"--workdir={tmp_path}"], env={"KILL_AT_COMMIT_OF": str(2 * EVERY)},
-              script=KILL_WHILE_COMMITTING)
-  output = run.communicate(timeout=300)[0]
-  assert run.returncode == -signal.SIGKILL, output[-3000:]
-  half_written = list((tmp_path / "checkpoints").glob(f"{2 * EVERY}.orbax-checkpoint-tmp*"))
-  assert half_written and latest_checkpoint(tmp_path) == EVERY
-  resume_and_compare(digit_folder, tmp_path, uninterrupted)
-  assert not list((tmp_path / "checkpoints").glob("*.orbax-checkpoint-tmp*"))
 
 
 def test_a_changed_config_refuses_to_resume_unless_forced(digit_folder, uninterrupted,
