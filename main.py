@@ -4,7 +4,9 @@
   python main.py --config=configs/simclr_r50.py --workdir=gs://bucket/run \
       --config.train.batch_size=1024
 
-Any config field can be overridden with --config.<field>=<value>.
+Any config field can be overridden with --config.<field>=<value>. On Cloud TPU, SLURM,
+Open MPI and Kubernetes the processes of a run find each other by themselves; elsewhere
+start one process per host with --coordinator_address, --num_processes and --process_id.
 """
 import os
 
@@ -17,6 +19,9 @@ config_flags.DEFINE_config_file(
     "config", None, "An ml_collections config file, e.g. configs/simclr_tiny.py.",
     lock_config=True)
 flags.DEFINE_string("workdir", None, "Where the run writes checkpoints and metrics.")
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for multi-process runs.")
+flags.DEFINE_integer("num_processes", None, "How many processes the run has.")
+flags.DEFINE_integer("process_id", None, "This process's index, 0 to num_processes - 1.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -27,11 +32,27 @@ def hide_accelerators_from_tensorflow():
   tf.config.set_visible_devices([], "GPU")
 
 
+def start_processes(jax):
+  """Joins the run's other processes (JAX's multi-controller runtime), if it has any."""
+  given = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if any(value is not None for value in given):
+    jax.distributed.initialize(*given)
+    return
+  try:
+    jax.distributed.initialize()  # detects Cloud TPU, SLURM, Open MPI, Kubernetes
+  except ValueError:  # none of them, and no flags: a single process
+    logging.info("no cluster detected; running as a single process")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   hide_accelerators_from_tensorflow()
-  from jax_ssl import train  # noqa: PLC0415  (imports JAX after TF is confined)
+  import jax  # noqa: PLC0415  (imported after TF is confined)
+  start_processes(jax)
+  if jax.process_index() != 0:  # process 0 alone logs and writes metrics
+    logging.set_verbosity(logging.WARNING)
+  from jax_ssl import train  # noqa: PLC0415
   logging.info("config:\n%s", FLAGS.config)
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 

@@ -1,17 +1,33 @@
-"""Orbax checkpoints of the whole train state: save every N steps, keep K, resume."""
+"""Orbax checkpoints of the whole train state: save every N steps, keep K, resume.
+
+Orbax writes each checkpoint into a temporary directory and renames it (on GCS: writes a
+commit marker) only once every process has finished, so a write cut short by a kill is
+never taken as the latest; the next run deletes it.
+"""
+import json
 import os
 
 import jax
 import orbax.checkpoint as ocp
+import tensorflow as tf
+from absl import logging
+
+# Config fields a resumed run may change: they leave the training trajectory as it was.
+RESUMABLE_CHANGES = ("config.train.max_steps", "config.train.log_every_steps",
+                     "config.train.checkpoint_every_steps", "config.train.keep_checkpoints",
+                     "config.train.force_resume", "config.data.data_dir", "config.eval.")
+
+
+def _absolute(workdir):
+  return workdir if "://" in workdir else os.path.abspath(workdir)
 
 
 def make_manager(workdir, train_config):
   options = ocp.CheckpointManagerOptions(
       max_to_keep=train_config.keep_checkpoints, create=True,
-      enable_async_checkpointing=True)
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir) if "://" not in workdir else workdir, "checkpoints"),
-      options=options, item_names=("state",))
+      enable_async_checkpointing=True, cleanup_tmp_directories=True)
+  return ocp.CheckpointManager(os.path.join(_absolute(workdir), "checkpoints"),
+                               options=options, item_names=("state",))
 
 
 def save(manager, step, state):
@@ -31,3 +47,55 @@ def restore_latest(manager, abstract_state):
 def abstract_like(state):
   """Shapes, dtypes and shardings of `state`, to restore into without allocating it twice."""
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+
+
+def _config_path(workdir):
+  return os.path.join(_absolute(workdir), "config.json")
+
+
+def _as_json(config):
+  return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def write_config(workdir, config):
+  """workdir/config.json, from process 0, replaced whole so no reader sees half of it."""
+  if jax.process_index() != 0:
+    return
+  tf.io.gfile.makedirs(_absolute(workdir))
+  path = _config_path(workdir)
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    f.write(json.dumps(_as_json(config), indent=2))
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def _flatten(tree, prefix="config"):
+  if not isinstance(tree, dict):
+    return {prefix: tree}
+  flat = {}
+  for key, value in tree.items():
+    flat.update(_flatten(value, f"{prefix}.{key}"))
+  return flat
+
+
+def config_changes(stored, config):
+  """'field: old -> new' for each field of `config` that differs from the stored dict."""
+  old, new = _flatten(stored), _flatten(_as_json(config))
+  return [f"{name}: {old.get(name, '(absent)')!r} -> {new.get(name, '(absent)')!r}"
+          for name in sorted(old.keys() | new.keys())
+          if old.get(name) != new.get(name) and not name.startswith(RESUMABLE_CHANGES)]
+
+
+def check_resumable(workdir, config, manager):
+  """Refuses to resume a checkpoint written under another config, unless forced."""
+  path = _config_path(workdir)
+  if manager.latest_step() is None or not tf.io.gfile.exists(path):
+    return
+  with tf.io.gfile.GFile(path) as f:
+    changes = config_changes(json.load(f), config)
+  if not changes:
+    return
+  message = f"the config differs from {path}, which wrote its checkpoints: " + "; ".join(changes)
+  if not config.train.force_resume:
+    raise ValueError(message + ". Use a new workdir, or set config.train.force_resume=True "
+                     "to resume with the new values.")
+  logging.warning("%s; resuming anyway (config.train.force_resume)", message)

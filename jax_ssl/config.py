@@ -104,6 +104,8 @@ def base_config():
       log_every_steps=100,
       checkpoint_every_steps=5000,
       keep_checkpoints=3,
+      skip_nonfinite_steps=False,  # True: a step with NaN/Inf loss or gradients changes nothing
+      force_resume=False,        # resume even if the workdir's config.json differs
   ))
 
   c.optim = ml_collections.ConfigDict(dict(

@@ -42,6 +42,22 @@ class MetricWriter:
     self._summary.flush()
 
 
+def forget_lost_steps(workdir, resumed_step):
+  """Drops the records of steps a killed run took after its last checkpoint.
+
+  The resumed run takes those steps again, so metrics.jsonl keeps one record per step;
+  a run that starts from step 0 starts a new file.
+  """
+  path = os.path.join(workdir, "metrics.jsonl")
+  if jax.process_index() != 0 or not tf.io.gfile.exists(path):
+    return
+  records = read_metrics(workdir) if resumed_step > 0 else []
+  kept = [r for r in records if r["step"] <= resumed_step]
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    f.write("".join(json.dumps(r) + "\n" for r in kept))
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
 def read_metrics(workdir):
   """The records of metrics.jsonl, in order (for tests and scripts)."""
   with tf.io.gfile.GFile(os.path.join(workdir, "metrics.jsonl")) as f:

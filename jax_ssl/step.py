@@ -22,6 +22,7 @@ def create_state(run, method, tx):
         "opt_state": tx.init(params),
         "method_state": method.init_method_state(config, variables),
         "rng": state_rng,
+        "skipped_steps": jnp.zeros((), jnp.int32),  # see skip_if_nonfinite
     }
 
   # The state is replicated, so the partitionable threefry buys nothing here, and
@@ -47,11 +48,29 @@ def make_train_step(run, method, tx, schedule):
     new_state["step"] = state["step"] + 1
     step_metrics = {**step_metrics, "loss": loss, "learning_rate": schedule(state["step"]),
                     "grad_norm": optax.global_norm(grads), "param_norm": optax.global_norm(params)}
+    if run.config.train.skip_nonfinite_steps:
+      new_state, step_metrics = skip_if_nonfinite(state, new_state, step_metrics)
     return new_state, step_metrics
 
   replicated = parallel.replicated(run.mesh)
   return jax.jit(train_step, donate_argnums=0,
                  out_shardings=(replicated, replicated))
+
+
+def skip_if_nonfinite(state, new_state, step_metrics):
+  """Undoes a step whose loss or gradients hold NaN or Inf, and counts it.
+
+  Parameters, optimizer, BN and method state stay as they were; the step counter and
+  the rng move on, so the run keeps its schedule and its data order.
+  """
+  finite = jnp.isfinite(step_metrics["loss"]) & jnp.isfinite(step_metrics["grad_norm"])
+  moving_on = ("step", "rng", "skipped_steps")
+  kept = {key: jax.tree.map(lambda new, old: jnp.where(finite, new, old), value, state[key])
+          for key, value in new_state.items() if key not in moving_on}
+  skipped = state["skipped_steps"] + jnp.where(finite, 0, 1).astype(jnp.int32)
+  return ({**new_state, **kept, "skipped_steps": skipped},
+          {**step_metrics, "skipped_steps": skipped,
+           "param_norm": optax.global_norm(kept["params"])})
 
 
 def make_encoder(model):

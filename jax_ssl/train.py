@@ -1,16 +1,14 @@
 """The one training loop. It knows nothing of any method: the method module
 builds the model, computes the loss and updates its own state (see step.py)."""
 import collections
-import json
-import os
+import functools
 
 import jax
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from jax_ssl import checkpoint, config as config_lib, data, evaluate, methods, metrics, optim
-from jax_ssl import parallel, step as step_lib
+from jax_ssl import parallel, preemption, step as step_lib
 
 
 def schedule_lengths(config, num_train):
@@ -41,8 +39,8 @@ class NonFiniteLossError(FloatingPointError):
   pass
 
 
-def _check_finite(step, step_metrics, manager):
-  values = jax.device_get({k: step_metrics[k] for k in ("loss", "grad_norm", "param_norm")})
+def _check_finite(step, step_metrics, manager, keys=("loss", "grad_norm", "param_norm")):
+  values = jax.device_get({k: step_metrics[k] for k in keys})
   if all(np.isfinite(v) for v in values.values()):
     return
   manager.wait_until_finished()
@@ -53,13 +51,6 @@ def _check_finite(step, step_metrics, manager):
       f"non-finite training values at step {step}: "
       + ", ".join(f"{k}={v}" for k, v in values.items())
       + f"; stopped, and {kept} in {manager.directory}")
-
-
-def _write_config(workdir, config):
-  if jax.process_index() == 0:
-    tf.io.gfile.makedirs(workdir)
-    with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(json.dumps(config.to_dict(), indent=2, default=str))
 
 
 def train_and_evaluate(config, workdir):
@@ -74,6 +65,8 @@ def train_and_evaluate(config, workdir):
   method = methods.get(config.method)
   steps_per_epoch, total_steps, warmup_steps, last_step = schedule_lengths(
       config, source.num_train)
+  manager = checkpoint.make_manager(workdir, config.train)
+  checkpoint.check_resumable(workdir, config, manager)
 
   # ---- Mesh, model, optimizer. ----
   mesh = parallel.make_mesh()
@@ -86,11 +79,11 @@ def train_and_evaluate(config, workdir):
   state = step_lib.create_state(run, method, tx)
 
   # ---- Checkpoint: resume from the latest one in workdir. ----
-  manager = checkpoint.make_manager(workdir, config.train)
   restored = checkpoint.restore_latest(manager, checkpoint.abstract_like(state))
   state = restored if restored is not None else state
   start_step = int(jax.device_get(state["step"]))
-  _write_config(workdir, config)
+  checkpoint.write_config(workdir, config)
+  metrics.forget_lost_steps(workdir, start_step)
   writer = metrics.MetricWriter(workdir)
   encoder_of = step_lib.make_encoder(model)
   logging.info("%s on %s: %d steps (%d per epoch), peak lr %.4g, %d devices, start at step %d",
@@ -115,8 +108,14 @@ def train_and_evaluate(config, workdir):
       process_count=jax.process_count(), start_step=start_step)
   progress = metrics.Progress(last_step, config.train.batch_size, start_step)
   eval_every = config.eval.every_epochs * steps_per_epoch
+  # With skipping on, a non-finite loss is expected; non-finite parameters never are.
+  skipping = config.train.skip_nonfinite_steps
+  check_finite = functools.partial(_check_finite, manager=manager, keys=(
+      ("param_norm",) if skipping else ("loss", "grad_norm", "param_norm")))
   previous = None
   step = start_step
+  stop_requested = preemption.SigtermWatch()
+  stopping = False
   try:
     for step, batch in zip(range(start_step + 1, last_step + 1), device_prefetch(batches, mesh)):
       state, step_metrics = train_step(state, batch)
@@ -124,7 +123,7 @@ def train_and_evaluate(config, workdir):
         jax.block_until_ready(step_metrics)
         progress.restart(step)
       if previous is not None:  # one step behind, so the check does not stall the devices
-        _check_finite(*previous, manager)
+        check_finite(*previous)
       previous = (step, step_metrics)
       if step % config.train.log_every_steps == 0 or step == last_step:
         logged = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
@@ -132,16 +131,24 @@ def train_and_evaluate(config, workdir):
         writer.write(step, logged)
         progress.line(step, logged)
         final.update(logged)
-      if step % config.train.checkpoint_every_steps == 0 or step == last_step:
-        _check_finite(step, step_metrics, manager)
+      stopping = stop_requested(step)  # every process, every step, as the sync requires
+      if step % config.train.checkpoint_every_steps == 0 or step == last_step or stopping:
+        check_finite(step, step_metrics)
         previous = None  # checked already
         checkpoint.save(manager, step, state)
+      if stopping:
+        break
       if eval_every and step % eval_every == 0 and step != last_step:
         run_evaluation(step)
     if previous is not None:
-      _check_finite(*previous, manager)
+      check_finite(*previous)
   finally:
-    # A failing run still completes the checkpoint it was writing.
+    stop_requested.close()
+    # A failing or stopping run still completes the checkpoint it was writing.
     manager.wait_until_finished()
+  if stopping:
+    metrics.print_line(f"SIGTERM: stopped at step {step} with a checkpoint; run the same "
+                       "command again to resume")
+    return {**final, "stopped_at_step": step}
   final.update(run_evaluation(step))
   return final

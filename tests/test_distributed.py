@@ -1,0 +1,65 @@
+"""Many processes train exactly as one: 2 processes x 4 CPU devices (gloo collectives)
+against 1 process x 8 devices and 1 process x 1 device, on the same global batches."""
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import distributed_steps
+from jax_ssl import parallel
+
+# One line per method whose loss crosses devices.
+RECIPES = ["configs/simclr_tiny.py"]
+STEPS = 5
+WORKER = pathlib.Path(distributed_steps.__file__)
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def run_processes_async(recipe, batches, out, num_processes=2, devices_each=4):
+  """Starts the steps in `num_processes` local processes; returns a wait for their results."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_each}"}
+  port = free_port()
+  workers = [subprocess.Popen(
+      [sys.executable, str(WORKER), recipe, str(batches), str(out), str(port),
+       str(num_processes), str(i)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True) for i in range(num_processes)]
+
+  def results():
+    logs = [w.communicate(timeout=300)[0] for w in workers]
+    for i, (worker, log) in enumerate(zip(workers, logs)):
+      assert worker.returncode == 0, f"process {i} failed:\n{log[-3000:]}"
+    return dict(np.load(out))
+
+  return results
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_two_processes_train_like_one(recipe, tmp_path):
+  config = distributed_steps.recipe_config(recipe)
+  batches = distributed_steps.global_batches(config, STEPS)
+  distributed_steps.save_batches(batches, tmp_path / "batches.npz")
+  # Started first, so the in-process runs below overlap with the workers' start-up.
+  two_by_four = run_processes_async(recipe, tmp_path / "batches.npz", tmp_path / "out.npz")
+  eight = distributed_steps.run_steps(config, parallel.make_mesh(jax.devices()), batches)
+  one = distributed_steps.run_steps(config, parallel.make_mesh(jax.devices()[:1]), batches)
+  two_by_four = two_by_four()
+
+  assert eight.keys() == one.keys() == two_by_four.keys()
+  assert np.all(np.isfinite(eight["loss"])) and len(set(eight["loss"])) > 1
+  np.testing.assert_allclose(eight["learning_rate"], two_by_four["learning_rate"], rtol=0)
+  for name, other in (("1 process x 1 device", one), ("2 processes x 4 devices", two_by_four)):
+    np.testing.assert_allclose(other["loss"], eight["loss"], rtol=1e-5, err_msg=name)
+    for key in eight:
+      np.testing.assert_allclose(other[key], eight[key], rtol=1e-4, atol=1e-6,
+                                 err_msg=f"{name}: {key}")
