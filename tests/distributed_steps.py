@@ -74,8 +74,8 @@ def run_steps(config, mesh, batches):
   model = method.create_model(config)
   schedule = optim.warmup_cosine(
       optim.scaled_learning_rate(config.optim, config.train.batch_size), 2, 10)
-  tx = optim.make_optimizer(config.optim, schedule)
   run = methods.Run(model, config, mesh, steps_per_epoch=5, total_steps=10)
+  tx = method.adapt_optimizer(optim.make_optimizer(config.optim, schedule), run)
   state = step_lib.create_state(run, method, tx)
   train_step = step_lib.make_train_step(run, method, tx, schedule)
   losses, rates = [], []

@@ -14,7 +14,11 @@ import distributed_steps
 from jax_ssl import parallel
 
 # One line per method whose loss crosses devices.
-RECIPES = ["configs/simclr_tiny.py"]
+RECIPES = ["configs/simclr_tiny.py", "configs/moco_tiny.py", "configs/moco_v3_r50.py:tiny",
+           "configs/swav_tiny.py"]
+# Per-device BatchNorm (MoCo v2's shuffle-BN) depends on the device count by design, so
+# these match 8 devices only when the 8 are split over processes.
+PER_DEVICE_BN = {"configs/moco_tiny.py"}
 STEPS = 5
 WORKER = pathlib.Path(distributed_steps.__file__)
 
@@ -52,13 +56,17 @@ def test_two_processes_train_like_one(recipe, tmp_path):
   # Started first, so the in-process runs below overlap with the workers' start-up.
   two_by_four = run_processes_async(recipe, tmp_path / "batches.npz", tmp_path / "out.npz")
   eight = distributed_steps.run_steps(config, parallel.make_mesh(jax.devices()), batches)
-  one = distributed_steps.run_steps(config, parallel.make_mesh(jax.devices()[:1]), batches)
+  one = None if recipe in PER_DEVICE_BN else distributed_steps.run_steps(
+      config, parallel.make_mesh(jax.devices()[:1]), batches)
   two_by_four = two_by_four()
 
-  assert eight.keys() == one.keys() == two_by_four.keys()
+  assert eight.keys() == two_by_four.keys()
   assert np.all(np.isfinite(eight["loss"])) and len(set(eight["loss"])) > 1
   np.testing.assert_allclose(eight["learning_rate"], two_by_four["learning_rate"], rtol=0)
-  for name, other in (("1 process x 1 device", one), ("2 processes x 4 devices", two_by_four)):
+  layouts = [("2 processes x 4 devices", two_by_four)]
+  if recipe not in PER_DEVICE_BN:
+    layouts.append(("1 process x 1 device", one))
+  for name, other in layouts:
     np.testing.assert_allclose(other["loss"], eight["loss"], rtol=1e-5, err_msg=name)
     for key in eight:
       np.testing.assert_allclose(other[key], eight[key], rtol=1e-4, atol=1e-6,
