@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from jax_ssl import checkpoint, config as config_lib, data, evaluate, methods, metrics, optim
-from jax_ssl import parallel, step as step_lib
+from jax_ssl import checkpoint, config as config_lib, data, evaluate, export, methods, metrics
+from jax_ssl import optim, parallel, step as step_lib
 
 
 def schedule_lengths(config, num_train):
@@ -143,4 +143,5 @@ def train_and_evaluate(config, workdir):
     # A failing run still completes the checkpoint it was writing.
     manager.wait_until_finished()
   final.update(run_evaluation(step))
+  export.export_encoder(export.encoder_variables(state), config, workdir, step)
   return final

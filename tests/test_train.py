@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 from absl import flags
 from ml_collections import config_flags
 
-from jax_ssl import checkpoint, config as config_lib, metrics, train
+from jax_ssl import checkpoint, config as config_lib, export, metrics, train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -66,6 +66,7 @@ def _check_run(workdir, steps):
   assert final["step"] == steps and "knn_top1" in final
   assert (pathlib.Path(workdir) / "checkpoints" / str(steps)).is_dir()
   assert list((pathlib.Path(workdir) / "tensorboard").glob("events.out.tfevents.*"))
+  assert export.read_info(str(workdir))["step"] == steps  # the encoder was exported
 
 
 def test_main_on_an_image_folder(digit_folder, tmp_path):
