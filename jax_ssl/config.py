@@ -81,6 +81,9 @@ def base_config():
       linear_lr=1e-2,
       linear_weight_decay=1e-4,
       linear_batch_size=256,
+      diagnostic_examples=2048,  # test embeddings for the uniformity diagnostic
+      online_probe=False,        # train a linear classifier on stop-gradient features as it goes
+      online_probe_lr=0.1,       # its SGD (Nesterov) learning rate, cosine-decayed over the run
   ))
   return c
 
@@ -177,3 +180,8 @@ def _validate_eval(e, num_devices):
   _require(e.knn_k > 0, "config.eval.knn_k", e.knn_k, "> 0")
   _require(e.knn_temperature > 0, "config.eval.knn_temperature", e.knn_temperature, "> 0")
   _require(e.linear_epochs > 0, "config.eval.linear_epochs", e.linear_epochs, "> 0")
+  _require(e.diagnostic_examples >= 2, "config.eval.diagnostic_examples", e.diagnostic_examples,
+           ">= 2")
+  _require(isinstance(e.online_probe, bool), "config.eval.online_probe", e.online_probe,
+           "True or False")
+  _require(e.online_probe_lr > 0, "config.eval.online_probe_lr", e.online_probe_lr, "> 0")
