@@ -1,8 +1,10 @@
-"""Pretrains an image encoder without labels.
+"""Pretrains an image encoder without labels, or evaluates one (config.task).
 
   python main.py --config=configs/simclr_tiny.py --workdir=/tmp/simclr_tiny
   python main.py --config=configs/simclr_r50.py --workdir=gs://bucket/run \
       --config.train.batch_size=1024
+  python main.py --config=configs/linear_eval.py --config.pretrained=/tmp/simclr_tiny \
+      --workdir=/tmp/simclr_tiny_linear
 
 Any config field can be overridden with --config.<field>=<value>.
 """
@@ -31,9 +33,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   hide_accelerators_from_tensorflow()
-  from jax_ssl import train  # noqa: PLC0415  (imports JAX after TF is confined)
+  from jax_ssl import supervised, train  # noqa: PLC0415  (imports JAX after TF is confined)
   logging.info("config:\n%s", FLAGS.config)
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  task = FLAGS.config.get("task", "pretrain")
+  run = train.train_and_evaluate if task == "pretrain" else supervised.run
+  run(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":

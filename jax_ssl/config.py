@@ -4,14 +4,19 @@ A config file calls `base_config()` and overrides what its recipe changes; a
 field that is not in the schema is an error, so a typo never goes unnoticed.
 """
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 from jax_ssl import models, optim
 
 SOURCE_PREFIXES = ("builtin:", "tfds:", "folder:")
+TASKS = ("pretrain", "linear_eval", "finetune")
+LINEAR_MODES = ("standard", "fast")
 
 
 def base_config():
   c = ml_collections.ConfigDict()
+  c.task = "pretrain"  # pretrain | linear_eval | finetune: what main.py runs
+  c.pretrained = ""    # linear_eval and finetune: the pretraining workdir (or its export/)
   c.method = "simclr"
   c.seed = 0
 
@@ -38,6 +43,7 @@ def base_config():
       image_size=224,
       eval_crop_fraction=0.875,
       shuffle_buffer=10_000,
+      label_fraction=1.0,      # linear_eval / finetune: class-balanced fraction of train labels
       augment=ml_collections.ConfigDict(dict(
           crop_area_min=0.08, crop_area_max=1.0,
           aspect_min=3 / 4, aspect_max=4 / 3,
@@ -81,11 +87,29 @@ def base_config():
       linear_lr=1e-2,
       linear_weight_decay=1e-4,
       linear_batch_size=256,
+      linear_mode="standard",    # linear_eval: standard (augmented, SGD) | fast (cached features)
       diagnostic_examples=2048,  # test embeddings for the uniformity diagnostic
       online_probe=False,        # train a linear classifier on stop-gradient features as it goes
       online_probe_lr=0.1,       # its SGD (Nesterov) learning rate, cosine-decayed over the run
   ))
   return c
+
+
+def inherit_unset(section):
+  """A copy of `section` whose fields are all unset; `fill_unset` later takes them from the
+  pretraining run, except those given on the command line (--config.data.image_size=32)."""
+  return ml_collections.ConfigDict({
+      k: inherit_unset(v) if isinstance(v, ml_collections.ConfigDict) else placeholder(type(v))
+      for k, v in section.items()})
+
+
+def fill_unset(section, values):
+  """Sets each unset (None) field of `section` that `values` (a ConfigDict) has."""
+  for key, value in section.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      fill_unset(value, values.get(key, ml_collections.ConfigDict()))
+    elif value is None and values.get(key) is not None:
+      section[key] = values[key]
 
 
 def check_variant(arg):
@@ -138,6 +162,12 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
   if unknown:
     raise ValueError(f"unknown config field(s): {', '.join(unknown)}; see jax_ssl/config.py "
                      "for the fields a config can set")
+  _require(config.task in TASKS, "config.task", config.task, f"one of {TASKS}")
+  if config.task != "pretrain":
+    _require(bool(config.pretrained), "config.pretrained", config.pretrained,
+             "the workdir of a pretraining run")
+  _require(0 < config.data.label_fraction <= 1, "config.data.label_fraction",
+           config.data.label_fraction, "in (0, 1]")
   if methods:
     _require(config.method in methods, "config.method", config.method, f"one of {tuple(methods)}")
   t = config.train
@@ -180,6 +210,8 @@ def _validate_eval(e, num_devices):
   _require(e.knn_k > 0, "config.eval.knn_k", e.knn_k, "> 0")
   _require(e.knn_temperature > 0, "config.eval.knn_temperature", e.knn_temperature, "> 0")
   _require(e.linear_epochs > 0, "config.eval.linear_epochs", e.linear_epochs, "> 0")
+  _require(e.linear_mode in LINEAR_MODES, "config.eval.linear_mode", e.linear_mode,
+           f"one of {LINEAR_MODES}")
   _require(e.diagnostic_examples >= 2, "config.eval.diagnostic_examples", e.diagnostic_examples,
            ">= 2")
   _require(isinstance(e.online_probe, bool), "config.eval.online_probe", e.online_probe,
