@@ -18,24 +18,10 @@ Data and model default to the pretraining run's, as in linear_eval.py.
 Expected: ResNet-50 SimCLR, ImageNet: 48.3% top-1 with 1% of the labels, 65.6% with 10%
 (SimCLR paper, Table 7).
 """
-from jax_ssl.config import base_config, check_variant, inherit_unset
+from jax_ssl.config import labelled_task_config
 
 
 def get_config(arg=None):
-  check_variant(arg)
-  c = base_config()
-  c.task = "finetune"
-  c.model = inherit_unset(c.model)
-  c.data = inherit_unset(c.data)
-  c.data.label_fraction = 1.0
-  c.train.batch_size = 256
-  c.train.num_epochs = 30
-  c.train.warmup_epochs = 0
-  c.train.log_every_steps = 100
-  c.optim.name = "sgd"
-  c.optim.base_lr = 0.05
-  c.optim.lr_scaling = "linear"
-  c.optim.momentum = 0.9
-  c.optim.nesterov = True
-  c.optim.weight_decay = 0.0
-  return c
+  if arg:
+    raise ValueError(f"config argument {arg!r} is unknown; expected nothing")
+  return labelled_task_config("finetune", base_lr=0.05, num_epochs=30)

@@ -23,26 +23,12 @@ differs from the exported architecture is an error.
 Expected: ResNet-50 SimCLR, ImageNet, 1000 epochs: 69.3% top-1 (SimCLR paper, Table 6).
 On a simclr_tiny workdir (built-in digits, 2-core CPU, 30 epochs): see README.md.
 """
-from jax_ssl.config import base_config, inherit_unset
+from jax_ssl.config import labelled_task_config
 
 
 def get_config(arg=None):
   if arg not in (None, "", "fast"):
     raise ValueError(f"config argument {arg!r} is unknown; expected nothing or ':fast'")
-  c = base_config()
-  c.task = "linear_eval"
-  c.model = inherit_unset(c.model)
-  c.data = inherit_unset(c.data)
-  c.data.label_fraction = 1.0
-  c.train.batch_size = 256
-  c.train.num_epochs = 90
-  c.train.warmup_epochs = 0
-  c.train.log_every_steps = 100
-  c.optim.name = "sgd"
-  c.optim.base_lr = 0.1
-  c.optim.lr_scaling = "linear"
-  c.optim.momentum = 0.9
-  c.optim.nesterov = True
-  c.optim.weight_decay = 0.0
+  c = labelled_task_config("linear_eval", base_lr=0.1, num_epochs=90)
   c.eval.linear_mode = "fast" if arg == "fast" else "standard"
   return c

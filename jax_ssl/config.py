@@ -112,6 +112,22 @@ def fill_unset(section, values):
       section[key] = values[key]
 
 
+def labelled_task_config(task, *, base_lr, num_epochs):
+  """The schema set for a labelled protocol on a pretrained encoder (SimCLR's linear
+  evaluation and fine-tuning): model and data from the pretraining run unless set, batch
+  256, SGD with Nesterov momentum 0.9, learning rate base_lr x B / 256, no warm-up, no
+  weight decay."""
+  c = base_config()
+  c.task = task
+  c.model = inherit_unset(c.model)
+  c.data = inherit_unset(c.data)
+  c.data.label_fraction = 1.0
+  c.train.update(batch_size=256, num_epochs=num_epochs, warmup_epochs=0, log_every_steps=100)
+  c.optim.update(name="sgd", base_lr=base_lr, lr_scaling="linear", momentum=0.9, nesterov=True,
+                 weight_decay=0.0)
+  return c
+
+
 def check_variant(arg):
   """The config-file argument (`file.py:tiny`): None or 'tiny'."""
   if arg not in (None, "", "tiny"):
