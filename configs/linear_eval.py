@@ -21,7 +21,9 @@ differs from the exported architecture is an error.
 (config.eval.linear_* hyperparameters): the probe a pretraining run reports, in seconds.
 
 Expected: ResNet-50 SimCLR, ImageNet, 1000 epochs: 69.3% top-1 (SimCLR paper, Table 6).
-On a simclr_tiny workdir (built-in digits, 2-core CPU, 30 epochs): see README.md.
+On a simclr_tiny workdir (built-in digits, 2-core CPU, about 8 minutes with the
+baseline): linear_top1 0.913 (random init 0.654); :fast 0.940 (random init 0.816), the
+figure the pretraining run reports. See README.md.
 """
 from jax_ssl.config import labelled_task_config
 
