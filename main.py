@@ -1,8 +1,10 @@
-"""Pretrains an image encoder without labels.
+"""Pretrains an image encoder without labels, or evaluates one (config.task).
 
   python main.py --config=configs/simclr_tiny.py --workdir=/tmp/simclr_tiny
   python main.py --config=configs/simclr_r50.py --workdir=gs://bucket/run \
       --config.train.batch_size=1024
+  python main.py --config=configs/linear_eval.py --config.pretrained=/tmp/simclr_tiny \
+      --workdir=/tmp/simclr_tiny_linear
 
 Any config field can be overridden with --config.<field>=<value>. On Cloud TPU, SLURM,
 Open MPI and Kubernetes the processes of a run find each other by themselves; elsewhere
@@ -52,9 +54,11 @@ def main(argv):
   start_processes(jax)
   if jax.process_index() != 0:  # process 0 alone logs and writes metrics
     logging.set_verbosity(logging.WARNING)
-  from jax_ssl import train  # noqa: PLC0415
+  from jax_ssl import supervised, train  # noqa: PLC0415
   logging.info("config:\n%s", FLAGS.config)
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  task = FLAGS.config.get("task", "pretrain")
+  run = train.train_and_evaluate if task == "pretrain" else supervised.run
+  run(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":

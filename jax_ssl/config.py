@@ -4,14 +4,19 @@ A config file calls `base_config()` and overrides what its recipe changes; a
 field that is not in the schema is an error, so a typo never goes unnoticed.
 """
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 from jax_ssl import models, optim
 
 SOURCE_PREFIXES = ("builtin:", "tfds:", "folder:")
+TASKS = ("pretrain", "linear_eval", "finetune")
+LINEAR_MODES = ("standard", "fast")
 
 
 def base_config():
   c = ml_collections.ConfigDict()
+  c.task = "pretrain"  # pretrain | linear_eval | finetune: what main.py runs
+  c.pretrained = ""    # linear_eval and finetune: the pretraining workdir (or its export/)
   c.method = "simclr"
   c.seed = 0
 
@@ -70,6 +75,7 @@ def base_config():
       image_size=224,
       eval_crop_fraction=0.875,
       shuffle_buffer=10_000,
+      label_fraction=1.0,      # linear_eval / finetune: class-balanced fraction of train labels
       augment=ml_collections.ConfigDict(dict(
           recipe="simclr",     # simclr | byol | multicrop: see data.pipeline.RECIPES
           crop_area_min=0.08, crop_area_max=1.0,
@@ -131,7 +137,44 @@ def base_config():
       linear_lr=1e-2,
       linear_weight_decay=1e-4,
       linear_batch_size=256,
+      linear_mode="standard",    # linear_eval: standard (augmented, SGD) | fast (cached features)
+      diagnostic_examples=2048,  # test embeddings for the uniformity diagnostic
+      online_probe=False,        # train a linear classifier on stop-gradient features as it goes
+      online_probe_lr=0.1,       # its SGD (Nesterov) learning rate, cosine-decayed over the run
   ))
+  return c
+
+
+def inherit_unset(section):
+  """A copy of `section` whose fields are all unset; `fill_unset` later takes them from the
+  pretraining run, except those given on the command line (--config.data.image_size=32)."""
+  return ml_collections.ConfigDict({
+      k: inherit_unset(v) if isinstance(v, ml_collections.ConfigDict) else placeholder(type(v))
+      for k, v in section.items()})
+
+
+def fill_unset(section, values):
+  """Sets each unset (None) field of `section` that `values` (a ConfigDict) has."""
+  for key, value in section.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      fill_unset(value, values.get(key, ml_collections.ConfigDict()))
+    elif value is None and values.get(key) is not None:
+      section[key] = values[key]
+
+
+def labelled_task_config(task, *, base_lr, num_epochs):
+  """The schema set for a labelled protocol on a pretrained encoder (SimCLR's linear
+  evaluation and fine-tuning): model and data from the pretraining run unless set, batch
+  256, SGD with Nesterov momentum 0.9, learning rate base_lr x B / 256, no warm-up, no
+  weight decay."""
+  c = base_config()
+  c.task = task
+  c.model = inherit_unset(c.model)
+  c.data = inherit_unset(c.data)
+  c.data.label_fraction = 1.0
+  c.train.update(batch_size=256, num_epochs=num_epochs, warmup_epochs=0, log_every_steps=100)
+  c.optim.update(name="sgd", base_lr=base_lr, lr_scaling="linear", momentum=0.9, nesterov=True,
+                 weight_decay=0.0)
   return c
 
 
@@ -247,6 +290,12 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
   if unknown:
     raise ValueError(f"unknown config field(s): {', '.join(unknown)}; see jax_ssl/config.py "
                      "for the fields a config can set")
+  _require(config.task in TASKS, "config.task", config.task, f"one of {TASKS}")
+  if config.task != "pretrain":
+    _require(bool(config.pretrained), "config.pretrained", config.pretrained,
+             "the workdir of a pretraining run")
+  _require(0 < config.data.label_fraction <= 1, "config.data.label_fraction",
+           config.data.label_fraction, "in (0, 1]")
   if methods:
     _require(config.method in methods, "config.method", config.method, f"one of {tuple(methods)}")
   t = config.train
@@ -292,3 +341,10 @@ def _validate_eval(e, num_devices):
   _require(e.knn_k > 0, "config.eval.knn_k", e.knn_k, "> 0")
   _require(e.knn_temperature > 0, "config.eval.knn_temperature", e.knn_temperature, "> 0")
   _require(e.linear_epochs > 0, "config.eval.linear_epochs", e.linear_epochs, "> 0")
+  _require(e.linear_mode in LINEAR_MODES, "config.eval.linear_mode", e.linear_mode,
+           f"one of {LINEAR_MODES}")
+  _require(e.diagnostic_examples >= 2, "config.eval.diagnostic_examples", e.diagnostic_examples,
+           ">= 2")
+  _require(isinstance(e.online_probe, bool), "config.eval.online_probe", e.online_probe,
+           "True or False")
+  _require(e.online_probe_lr > 0, "config.eval.online_probe_lr", e.online_probe_lr, "> 0")

@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from jax_ssl import data, losses, parallel
+from jax_ssl import data, diagnostics, losses, parallel
 
 
 def extract_features(encode, batches, mesh, max_examples=0):
@@ -33,27 +35,87 @@ def extract_features(encode, batches, mesh, max_examples=0):
   return features, labels
 
 
-@functools.partial(jax.jit, static_argnames=("num_classes", "k", "chunk"))
-def _knn_predict(bank, bank_labels, queries, *, num_classes, k, temperature, chunk):
-  def predict(q):
-    sims, idx = jax.lax.top_k(q @ bank.T, k)
-    votes = jax.nn.one_hot(bank_labels[idx], num_classes) * jnp.exp(sims / temperature)[..., None]
-    return jnp.argmax(votes.sum(axis=1), axis=-1)
+def split_features(encode, config, source, split, mesh, max_examples=0):
+  """(features, labels) of a split of `source`, as `extract_features` gives them."""
+  batches = data.eval_batches(config.data, source, split,
+                              local_batch_size=parallel.local_batch_size(config.eval.batch_size),
+                              process_index=jax.process_index(),
+                              process_count=jax.process_count())
+  return extract_features(encode, batches, mesh, max_examples)
 
+
+def _shard_rows(x, mesh):
+  """Host rows -> a global array sharded over 'data', zero-padded to a multiple of devices."""
+  rows = -(-x.shape[0] // mesh.size) * mesh.size
+  padded = np.zeros((rows,) + x.shape[1:], x.dtype)
+  padded[:x.shape[0]] = x
+  sharding = NamedSharding(mesh, P(parallel.DATA_AXIS))
+  return jax.make_array_from_callback(padded.shape, sharding, lambda index: padded[index])
+
+
+@functools.partial(jax.jit, static_argnames=("k", "mesh"))
+def _sharded_top_k(bank, valid, query_chunks, *, k, mesh):
+  def per_device(bank, valid, chunks):
+    offset = jax.lax.axis_index(parallel.DATA_AXIS) * bank.shape[0]
+
+    def chunk_top_k(queries):
+      sims = jnp.where(valid[None], queries @ bank.T, -jnp.inf)
+      sims, index = jax.lax.top_k(sims, min(k, bank.shape[0]))
+      # Each device sends only its k best candidates; the merge picks the global k best.
+      sims, index = jax.lax.all_gather((sims, index + offset), parallel.DATA_AXIS, axis=1,
+                                       tiled=True)
+      sims, best = jax.lax.top_k(sims, k)
+      return sims, jnp.take_along_axis(index, best, axis=1)
+
+    return jax.lax.map(chunk_top_k, chunks)
+
+  # After the all_gather every device holds the same merged result, which the
+  # replication checker cannot see.
+  return jax.shard_map(per_device, mesh=mesh, in_specs=(P(parallel.DATA_AXIS),) * 2 + (P(),),
+                       out_specs=P(), check_vma=False)(bank, valid, query_chunks)
+
+
+def nearest_neighbours(bank, queries, k, mesh=None, chunk=256):
+  """Cosine similarities and bank indices of each query's k nearest rows, best first.
+
+  The normalised bank is sharded over the devices of `mesh` ('data' axis): each device
+  scores the queries against its rows and keeps its own top k, and only those k
+  candidates are all-gathered and merged, so a device holds 1/devices of the bank
+  and never a full similarity row: ImageNet-size banks fit.
+  """
+  mesh = mesh or parallel.make_mesh()
+  bank = np.asarray(losses.l2_normalize(jnp.asarray(bank, jnp.float32)))
+  queries = np.asarray(losses.l2_normalize(jnp.asarray(queries, jnp.float32)))
+  k, chunk = min(k, bank.shape[0]), min(chunk, queries.shape[0])
   padded = -queries.shape[0] % chunk
-  q = jnp.pad(queries, ((0, padded), (0, 0))).reshape(-1, chunk, queries.shape[1])
-  return jax.lax.map(predict, q).reshape(-1)[:queries.shape[0]]
+  chunks = np.pad(queries, ((0, padded), (0, 0))).reshape(-1, chunk, queries.shape[1])
+  sims, index = _sharded_top_k(_shard_rows(bank, mesh),
+                               _shard_rows(np.ones(bank.shape[0], bool), mesh),
+                               jnp.asarray(chunks), k=k, mesh=mesh)
+  sims, index = (np.asarray(x).reshape(-1, k)[:queries.shape[0]] for x in (sims, index))
+  return sims, index
+
+
+def knn_accuracies(train_features, train_labels, test_features, test_labels, num_classes, *,
+                   ks=(20, 200), temperature=0.07, mesh=None, chunk=256):
+  """{k: top-1} of weighted kNN (Wu et al. 2018): the k nearest training examples by
+  cosine similarity vote for their class with weight exp(sim / T). One search serves all k."""
+  sims, index = nearest_neighbours(train_features, test_features, max(ks), mesh, chunk)
+  neighbour_labels = np.asarray(train_labels)[index]
+  accuracies = {}
+  for k in ks:
+    weights = np.exp(sims[:, :k] / temperature)
+    votes = np.zeros((len(sims), num_classes))
+    np.add.at(votes, (np.arange(len(sims))[:, None], neighbour_labels[:, :k]), weights)
+    accuracies[k] = float(np.mean(np.argmax(votes, axis=1) == np.asarray(test_labels)))
+  return accuracies
 
 
 def knn_top1(train_features, train_labels, test_features, test_labels, num_classes, *,
-             k=200, temperature=0.07, chunk=256):
-  """Weighted kNN (Wu et al. 2018): neighbours by cosine similarity vote exp(sim / T)."""
-  bank = losses.l2_normalize(jnp.asarray(train_features))
-  queries = losses.l2_normalize(jnp.asarray(test_features))
-  k = min(k, bank.shape[0])
-  pred = _knn_predict(bank, jnp.asarray(train_labels), queries, num_classes=num_classes, k=k,
-                      temperature=temperature, chunk=min(chunk, queries.shape[0]))
-  return float(np.mean(np.asarray(pred) == np.asarray(test_labels)))
+             k=200, temperature=0.07, mesh=None, chunk=256):
+  """Top-1 of weighted kNN with one k; see `knn_accuracies`."""
+  return knn_accuracies(train_features, train_labels, test_features, test_labels, num_classes,
+                        ks=(k,), temperature=temperature, mesh=mesh, chunk=chunk)[k]
 
 
 def _standardize(train, test):
@@ -87,38 +149,56 @@ def _train_linear(x, y, key, *, num_classes, epochs, batch_size, lr, weight_deca
   return params
 
 
-def linear_probe_top1(train_features, train_labels, test_features, test_labels, num_classes, *,
-                      epochs=100, lr=1e-2, weight_decay=1e-4, batch_size=256, seed=0):
-  """Top-1 of a softmax classifier trained on standardised frozen features (fast protocol)."""
+def linear_probe_accuracies(train_features, train_labels, test_features, test_labels,
+                            num_classes, *, epochs=100, lr=1e-2, weight_decay=1e-4,
+                            batch_size=256, seed=0, ks=(1, 5)):
+  """{k: top-k} of a softmax classifier trained on standardised frozen features (the fast
+  protocol: features extracted once, without augmentation)."""
   train_x, test_x = _standardize(np.asarray(train_features, np.float32),
                                  np.asarray(test_features, np.float32))
   batch_size = min(batch_size, len(train_x))
   params = _train_linear(jnp.asarray(train_x), jnp.asarray(train_labels), jax.random.key(seed),
                          num_classes=num_classes, epochs=epochs, batch_size=batch_size, lr=lr,
                          weight_decay=weight_decay)
-  pred = np.argmax(test_x @ np.asarray(params["w"]) + np.asarray(params["b"]), axis=-1)
-  return float(np.mean(pred == np.asarray(test_labels)))
+  logits = test_x @ np.asarray(params["w"]) + np.asarray(params["b"])
+  return topk_accuracies(logits, test_labels, ks)
 
 
-def evaluate_encoder(encode, config, source, mesh, prefix=""):
-  """kNN and linear-probe top-1 of the encoder on the source's labelled splits."""
+def linear_probe_top1(*args, **kwargs):
+  return linear_probe_accuracies(*args, ks=(1,), **kwargs)[1]
+
+
+def topk_accuracies(logits, labels, ks=(1, 5)):
+  """{k: fraction of rows whose label is among the k largest logits}."""
+  ranked = np.argsort(-np.asarray(logits), axis=-1)
+  hits = ranked == np.asarray(labels)[:, None]
+  return {k: float(np.mean(hits[:, :k].any(axis=1))) for k in ks}
+
+
+def knn_ks(eval_config):
+  """The standard k of 20 and 200, and the config's own."""
+  return tuple(sorted({20, 200, eval_config.knn_k}))
+
+
+def evaluate_encoder(encode, config, source, mesh, prefix="", pairs=None):
+  """kNN, fast linear probe and diagnostics of the encoder on the labelled splits.
+
+  `pairs`, a batch with 'view1' and 'view2' (two augmentations of the same images), adds
+  the alignment diagnostic.
+  """
   e = config.eval
-  local_batch = parallel.local_batch_size(e.batch_size)
-
-  def features(split, max_examples=0):
-    batches = data.eval_batches(config.data, source, split, local_batch_size=local_batch,
-                                process_index=jax.process_index(),
-                                process_count=jax.process_count())
-    return extract_features(encode, batches, mesh, max_examples)
-
-  train_x, train_y = features("train", e.max_train_examples)
-  test_x, test_y = features("test")
-  knn = knn_top1(train_x, train_y, test_x, test_y, source.num_classes, k=e.knn_k,
-                 temperature=e.knn_temperature)
-  linear = linear_probe_top1(train_x, train_y, test_x, test_y, source.num_classes,
-                             epochs=e.linear_epochs, lr=e.linear_lr,
-                             weight_decay=e.linear_weight_decay, batch_size=e.linear_batch_size)
-  return {f"{prefix}knn_top1": knn, f"{prefix}linear_top1": linear}
-
-
-
+  train_x, train_y = split_features(encode, config, source, "train", mesh, e.max_train_examples)
+  test_x, test_y = split_features(encode, config, source, "test", mesh)
+  knn = knn_accuracies(train_x, train_y, test_x, test_y, source.num_classes, ks=knn_ks(e),
+                       temperature=e.knn_temperature, mesh=mesh)
+  linear = linear_probe_accuracies(
+      train_x, train_y, test_x, test_y, source.num_classes, epochs=e.linear_epochs,
+      lr=e.linear_lr, weight_decay=e.linear_weight_decay, batch_size=e.linear_batch_size)
+  results = {"knn_top1": knn[e.knn_k], **{f"knn_top1_k{k}": v for k, v in knn.items()},
+             "linear_top1": linear[1], "linear_top5": linear[5],
+             "uniformity": diagnostics.uniformity(test_x[:e.diagnostic_examples]),
+             "effective_rank": diagnostics.effective_rank(test_x)}
+  if pairs is not None:
+    view1, view2 = jax.device_get((encode(pairs["view1"]), encode(pairs["view2"])))
+    results["alignment"] = diagnostics.alignment(view1, view2)
+  return {prefix + k: v for k, v in results.items()}

@@ -3,7 +3,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jax_ssl import parallel
+from jax_ssl import parallel, probe as probe_lib
 
 
 def create_state(run, method, tx):
@@ -35,11 +35,12 @@ def create_state(run, method, tx):
 def make_train_step(run, method, tx, schedule):
   def train_step(state, batch):
     rng, step_rng = jax.random.split(state["rng"])
+    unlabelled = {k: v for k, v in batch.items() if k != "label"}  # labels are the probe's
 
     def loss_of(params):
-      return method.compute_loss(params, state, batch, step_rng, run)
+      return method.compute_loss(params, state, unlabelled, step_rng, run)
 
-    (loss, (changes, step_metrics, _)), grads = jax.value_and_grad(loss_of, has_aux=True)(
+    (loss, (changes, step_metrics, features)), grads = jax.value_and_grad(loss_of, has_aux=True)(
         state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
@@ -48,6 +49,10 @@ def make_train_step(run, method, tx, schedule):
     new_state["step"] = state["step"] + 1
     step_metrics = {**step_metrics, "loss": loss, "learning_rate": schedule(state["step"]),
                     "grad_norm": optax.global_norm(grads), "param_norm": optax.global_norm(params)}
+    if "probe" in state:
+      new_state["probe"], probe_metrics = probe_lib.online_step(
+          state["probe"], features, batch["label"], run)
+      step_metrics.update(probe_metrics)
     if run.config.train.skip_nonfinite_steps:
       new_state, step_metrics = skip_if_nonfinite(state, new_state, step_metrics)
     return new_state, step_metrics

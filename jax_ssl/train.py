@@ -2,13 +2,14 @@
 builds the model, computes the loss and updates its own state (see step.py)."""
 import collections
 import functools
+import itertools
 
 import jax
 import numpy as np
 from absl import logging
 
-from jax_ssl import checkpoint, config as config_lib, data, evaluate, methods, metrics, optim
-from jax_ssl import parallel, preemption, step as step_lib
+from jax_ssl import checkpoint, config as config_lib, data, evaluate, export, methods, metrics
+from jax_ssl import models, optim, parallel, preemption, probe, step as step_lib
 
 
 def schedule_lengths(config, num_train):
@@ -77,6 +78,8 @@ def train_and_evaluate(config, workdir):
   run = methods.Run(model, config, mesh, steps_per_epoch, total_steps)
   tx = method.adapt_optimizer(optim.make_optimizer(config.optim, schedule), run)
   state = step_lib.create_state(run, method, tx)
+  state = probe.add_online_probe(state, config, source.num_classes,
+                                 models.backbone_feature_dim(config.model), total_steps, mesh)
 
   # ---- Checkpoint: resume from the latest one in workdir. ----
   restored = checkpoint.restore_latest(manager, checkpoint.abstract_like(state))
@@ -90,15 +93,14 @@ def train_and_evaluate(config, workdir):
                config.method, config.data.source, last_step, steps_per_epoch, peak_lr,
                jax.device_count(), start_step)
 
-  def run_evaluation(step, prefix=""):
-    results = evaluate.evaluate_encoder(encoder_of(state), config, source, mesh, prefix)
+  def report(step, results):
     writer.write(step, results)
     metrics.print_line(" | ".join(f"{k} {v:.4f}" for k, v in results.items()))
     return results
 
-  final = {}
-  if start_step == 0 and config.eval.baseline:
-    final.update(run_evaluation(0, prefix="baseline_"))
+  def run_evaluation(step, prefix=""):
+    return report(step, evaluate.evaluate_encoder(encoder_of(state), config, source, mesh, prefix,
+                                                  pairs=first_batch))
 
   # ---- The loop. ----
   train_step = step_lib.make_train_step(run, method, tx, schedule)
@@ -106,6 +108,12 @@ def train_and_evaluate(config, workdir):
       config.data, source, local_batch_size=parallel.local_batch_size(config.train.batch_size),
       seed=config.seed, process_index=jax.process_index(),
       process_count=jax.process_count(), start_step=start_step)
+  batches = device_prefetch(batches, mesh)
+  first_batch = next(batches)  # its two views also measure alignment at every evaluation
+  batches = itertools.chain([first_batch], batches)
+  final = {}
+  if start_step == 0 and config.eval.baseline:
+    final.update(run_evaluation(0, prefix="baseline_"))
   progress = metrics.Progress(last_step, config.train.batch_size, start_step)
   eval_every = config.eval.every_epochs * steps_per_epoch
   # With skipping on, a non-finite loss is expected; non-finite parameters never are.
@@ -117,7 +125,7 @@ def train_and_evaluate(config, workdir):
   stop_requested = preemption.SigtermWatch()
   stopping = False
   try:
-    for step, batch in zip(range(start_step + 1, last_step + 1), device_prefetch(batches, mesh)):
+    for step, batch in zip(range(start_step + 1, last_step + 1), batches):
       state, step_metrics = train_step(state, batch)
       if step == start_step + 1:  # images/s and ETA should not count compilation
         jax.block_until_ready(step_metrics)
@@ -131,6 +139,8 @@ def train_and_evaluate(config, workdir):
         writer.write(step, logged)
         progress.line(step, logged)
         final.update(logged)
+      if config.eval.online_probe and (step % steps_per_epoch == 0 or step == last_step):
+        final.update(report(step, probe.online_test_top1(state, encoder_of, config, source, mesh)))
       stopping = stop_requested(step)  # every process, every step, as the sync requires
       if step % config.train.checkpoint_every_steps == 0 or step == last_step or stopping:
         check_finite(step, step_metrics)
@@ -151,4 +161,5 @@ def train_and_evaluate(config, workdir):
                        "command again to resume")
     return {**final, "stopped_at_step": step}
   final.update(run_evaluation(step))
+  export.export_encoder(export.encoder_variables(state), config, workdir, step)
   return final

@@ -43,3 +43,21 @@ def digit_folder(tmp_path_factory):
       encoded = tf.io.encode_png(image) if i % 2 else tf.io.encode_jpeg(image, quality=95)
       (folder / f"{i}.{'png' if i % 2 else 'jpg'}").write_bytes(encoded.numpy())
   return root
+
+
+@pytest.fixture(scope="session")
+def pretrained_workdir(digit_folder, tmp_path_factory):
+  """A pretraining workdir as a run leaves it: config.json and an export (random weights)."""
+  from jax_ssl import config as config_lib, export, models, train  # noqa: PLC0415
+
+  workdir = str(tmp_path_factory.mktemp("pretrained"))
+  config = config_lib.base_config()
+  config_lib.shrink_for_cpu(config)
+  config.data.source = f"folder:{digit_folder}"
+  config.data.image_size = 16
+  config.data.augment.flip = False
+  backbone = models.create_backbone(config.model)
+  variables = backbone.init(jax.random.key(0), np.zeros((1, 16, 16, 3)), train=False)
+  train._write_config(workdir, config)
+  export.export_encoder(variables, config, workdir, step=0)
+  return workdir

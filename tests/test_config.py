@@ -22,6 +22,9 @@ def test_there_are_configs():
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
 def test_config_loads_validates_and_documents_its_launch(path):
   config = load(path)
+  if config.task != "pretrain":  # the unset data and model fields come from the pretraining run
+    config_lib.fill_unset(config, config_lib.base_config())
+    config.pretrained = "/runs/pretrained"
   config_lib.validate(config, num_devices=8, methods=methods.METHODS)
   doc = path.read_text()
   assert f"--config=configs/{path.name}" in doc and "Expected" in doc
@@ -64,6 +67,11 @@ def _tiny():
     (lambda c: c.optim.__setattr__("lr_scaling", "cubic"), r"config.optim.lr_scaling='cubic'"),
     (lambda c: c.train.__setattr__("warmup_epochs", 50), r"config.train.warmup_epochs=50"),
     (lambda c: c.eval.__setattr__("batch_size", 12), r"config.eval.batch_size=12"),
+    (lambda c: c.__setattr__("task", "eval"), r"config.task='eval'"),
+    (lambda c: c.__setattr__("task", "finetune"), r"config.pretrained='' .*workdir of a pretraining run"),
+    (lambda c: c.data.__setattr__("label_fraction", 0.0), r"config.data.label_fraction=0.0"),
+    (lambda c: c.eval.__setattr__("linear_mode", "slow"), r"config.eval.linear_mode='slow'"),
+    (lambda c: c.eval.__setattr__("online_probe_lr", 0.0), r"config.eval.online_probe_lr=0.0"),
 ])
 def test_bad_config_names_the_field(mutate, match):
   c = _tiny()

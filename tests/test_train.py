@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 from absl import flags
 from ml_collections import config_flags
 
-from jax_ssl import checkpoint, config as config_lib, metrics, train
+from jax_ssl import checkpoint, config as config_lib, export, metrics, train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -66,6 +66,7 @@ def _check_run(workdir, steps):
   assert final["step"] == steps and "knn_top1" in final
   assert (pathlib.Path(workdir) / "checkpoints" / str(steps)).is_dir()
   assert list((pathlib.Path(workdir) / "tensorboard").glob("events.out.tfevents.*"))
+  assert export.read_info(str(workdir))["step"] == steps  # the encoder was exported
 
 
 def test_main_on_an_image_folder(digit_folder, tmp_path):
@@ -83,13 +84,20 @@ def test_tfds_mock_data_with_command_line_overrides(tmp_path):
                         "--config.train.batch_size=16", "--config.train.max_steps=4",
                         "--config.train.log_every_steps=1", "--config.data.image_size=16",
                         "--config.eval.batch_size=32", "--config.eval.every_epochs=1",
-                        "--config.eval.baseline=True"])
+                        "--config.eval.baseline=True", "--config.eval.online_probe=True"])
   assert config.data.source == "tfds:cifar10" and config.train.batch_size == 16
   with tfds.testing.mock_data(num_examples=48):  # 3 steps an epoch
     train.train_and_evaluate(config, str(tmp_path))
   _check_run(tmp_path, steps=4)
-  evaluated_at = [r["step"] for r in metrics.read_metrics(tmp_path) if "knn_top1" in r]
+  records = metrics.read_metrics(tmp_path)
+  evaluated_at = [r["step"] for r in records if "knn_top1" in r]
   assert evaluated_at == [3, 4]  # after epoch 1, and at the end
+  for key in ("knn_top1_k20", "knn_top1_k200", "linear_top5", "alignment", "uniformity",
+              "effective_rank", "baseline_alignment"):
+    assert all(np.isfinite(r[key]) for r in records if key in r) and any(key in r for r in records)
+  # The online probe trains in every step and is tested after every epoch and at the end.
+  assert all(0 <= r["online_linear_train_top1"] <= 1 for r in records if "loss" in r)
+  assert [r["step"] for r in records if "online_linear_top1" in r] == [3, 4]
 
 
 def test_resume_continues_the_step_count_and_the_losses(digit_folder, tmp_path):

@@ -1,0 +1,193 @@
+"""Exports a pretrained encoder alone, for evaluation here and for use outside JAX.
+
+  python -m jax_ssl.export --workdir=<pretraining workdir>
+
+writes <workdir>/export/ (also written at the end of every pretraining run):
+  encoder/             orbax checkpoint of {'params', 'batch_stats'} of the backbone only
+                       (no projection head, no optimizer or method state);
+  encoder.json         the architecture (config.model), feature size, input convention;
+  encoder.safetensors  for ResNets, a PyTorch state dict with torchvision's names and
+                       layouts (conv1.weight [O, I, kh, kw], bn1.running_mean,
+                       layer1.0.conv1.weight, layer2.0.downsample.0.weight, ...).
+
+Loading the state dict into torchvision's resnet (ResNet-18/34/50/...; strict=False, since
+there is no `fc`) gives the same features; a `cifar_stem` encoder needs
+`conv1 = Conv2d(3, width, 3, 1, 1, bias=False)` and `maxpool = Identity()`. Inputs are
+RGB floats in [0, 1] without mean/std normalisation, as in training.
+"""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import tensorflow as tf
+from absl import app, flags
+
+from jax_ssl import models, parallel
+
+EXPORT_DIR = "export"
+INFO_FILE = "encoder.json"
+TORCH_FILE = "encoder.safetensors"
+INPUT_CONVENTION = "RGB float32 in [0, 1], no mean/std normalisation; NHWC in JAX, NCHW in torch"
+
+
+def _absolute(path):
+  return path if "://" in path else os.path.abspath(path)
+
+
+def export_dir(workdir):
+  return os.path.join(_absolute(workdir), EXPORT_DIR)
+
+
+def encoder_variables(state):
+  """The backbone's params and BN statistics out of a train state."""
+  return {"params": state["params"]["backbone"],
+          "batch_stats": state["batch_stats"].get("backbone", {})}
+
+
+def export_encoder(variables, config, workdir, step):
+  """Writes workdir/export/; every process calls it (the orbax save is collective)."""
+  out = export_dir(workdir)
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(os.path.join(out, "encoder"), variables, force=True)
+  checkpointer.wait_until_finished()
+  if jax.process_index() != 0:
+    return out
+  info = {
+      "model": config.model.to_dict(),
+      "feature_dim": models.backbone_feature_dim(config.model),
+      "image_size": config.data.image_size,
+      "pretrained_on": config.data.source,
+      "method": config.method,
+      "step": int(step),
+      "input": INPUT_CONVENTION,
+      "torch_state_dict": TORCH_FILE,
+  }
+  with tf.io.gfile.GFile(os.path.join(out, INFO_FILE), "w") as f:
+    f.write(json.dumps(info, indent=2))
+  from safetensors.numpy import save  # noqa: PLC0415  (only the exporting process needs it)
+  with tf.io.gfile.GFile(os.path.join(out, TORCH_FILE), "wb") as f:
+    f.write(save(torch_state_dict(variables, step)))
+  return out
+
+
+# ------------------------------------------------------------------ torch ----
+_TORCH_LEAF = {("params", "kernel"): "weight", ("params", "scale"): "weight",
+               ("params", "bias"): "bias", ("batch_stats", "mean"): "running_mean",
+               ("batch_stats", "var"): "running_var"}
+_TORCH_MODULE = {"downsample_conv": "downsample.0", "downsample_bn": "downsample.1"}
+
+
+def torch_name(collection, path):
+  """('params', ('layer2_0', 'downsample_conv', 'kernel')) -> 'layer2.0.downsample.0.weight'."""
+  *modules, leaf = path
+  parts = [_TORCH_MODULE.get(m, m.replace("_", ".")) for m in modules]
+  return ".".join(parts + [_TORCH_LEAF[(collection, leaf)]])
+
+
+def torch_state_dict(variables, num_batches_tracked=0):
+  """{torchvision name: numpy array}: conv kernels HWIO -> OIHW, BN scale -> weight."""
+  state = {}
+  for collection in ("params", "batch_stats"):
+    flat = jax.tree_util.tree_flatten_with_path(jax.device_get(variables[collection]))[0]
+    for keys, value in flat:
+      path = tuple(k.key for k in keys)
+      value = np.asarray(value, np.float32)
+      if path[-1] == "kernel":
+        value = value.transpose(3, 2, 0, 1)
+      state[torch_name(collection, path)] = np.ascontiguousarray(value)
+      if path[-1] == "mean":  # one per BN layer; torch uses it only when momentum=None
+        bn = torch_name(collection, path).rsplit(".", 1)[0]
+        state[f"{bn}.num_batches_tracked"] = np.asarray(num_batches_tracked, np.int64)
+  return state
+
+
+# ------------------------------------------------------------------- load ----
+def read_info(path):
+  """encoder.json of an export, given the export folder or the pretraining workdir."""
+  folder = find_export(path)
+  with tf.io.gfile.GFile(os.path.join(folder, INFO_FILE)) as f:
+    return json.load(f)
+
+
+def find_export(path):
+  """The export folder inside `path` (a workdir) or `path` itself; None if neither."""
+  for folder in (os.path.join(_absolute(path), EXPORT_DIR), _absolute(path)):
+    if tf.io.gfile.exists(os.path.join(folder, INFO_FILE)):
+      return folder
+  return None
+
+
+def load_encoder(path, mesh=None):
+  """(backbone module, variables replicated over `mesh`, encoder.json) of an export."""
+  folder = find_export(path)
+  if folder is None:
+    raise FileNotFoundError(f"no exported encoder in {path}: expected {path}/{EXPORT_DIR}/"
+                            f"{INFO_FILE} (run python -m jax_ssl.export --workdir={path})")
+  info = read_info(folder)
+  backbone = models.create_backbone(ml_collections.ConfigDict(info["model"]))
+  size = info["image_size"]
+  shapes = jax.eval_shape(lambda: backbone.init(jax.random.key(0), jnp.zeros((1, size, size, 3)),
+                                                train=False))
+  shapes = {"params": shapes["params"], "batch_stats": shapes.get("batch_stats", {})}
+  checkpointer = ocp.StandardCheckpointer()
+  location = os.path.join(folder, "encoder")
+  check_shapes(checkpointer.metadata(location).item_metadata.tree, shapes, location,
+               info["model"])
+  sharding = parallel.replicated(mesh or parallel.make_mesh())
+  target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                        shapes)
+  return backbone, checkpointer.restore(location, target), info
+
+
+def check_shapes(stored, expected, location, model_config):
+  """Raises ValueError naming the first array whose stored shape is not the model's."""
+  stored = {jax.tree_util.keystr(k): tuple(v.shape)
+            for k, v in jax.tree_util.tree_flatten_with_path(stored)[0]}
+  for keys, value in jax.tree_util.tree_flatten_with_path(expected)[0]:
+    name = jax.tree_util.keystr(keys)
+    if stored.get(name) != tuple(value.shape):
+      found = stored.get(name, "nothing")
+      raise ValueError(f"the encoder in {location} does not match its architecture "
+                       f"{model_config}: {name} has shape {found}, expected "
+                       f"{tuple(value.shape)}")
+
+
+# ------------------------------------------------------------ from a run ----
+def read_run_config(workdir):
+  """The config.json a pretraining run wrote, as a ConfigDict."""
+  path = os.path.join(_absolute(workdir), "config.json")
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"{workdir} has no config.json: expected the workdir of a "
+                            "pretraining run (python main.py --config=... --workdir=...)")
+  with tf.io.gfile.GFile(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def export_from_workdir(workdir):
+  """Exports the encoder of the latest checkpoint in a pretraining workdir."""
+  config = read_run_config(workdir)
+  directory = os.path.join(_absolute(workdir), "checkpoints")
+  manager = ocp.CheckpointManager(directory, item_names=("state",))
+  step = manager.latest_step()
+  if step is None:
+    found = tf.io.gfile.listdir(_absolute(workdir))
+    raise FileNotFoundError(f"{workdir} has no checkpoint in {directory} (found {sorted(found)});"
+                            " expected a pretraining run that saved at least one step")
+  # Restored without a target: every entry lands on one device, which an encoder fits.
+  state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return export_encoder(encoder_variables(state["state"]), config, workdir, step)
+
+
+def main(argv):
+  del argv
+  print(export_from_workdir(flags.FLAGS.workdir))
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("workdir", None, "The pretraining workdir whose latest checkpoint to export.")
+  flags.mark_flag_as_required("workdir")
+  app.run(main)
