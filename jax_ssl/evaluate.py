@@ -180,11 +180,23 @@ def knn_ks(eval_config):
   return tuple(sorted({20, 200, eval_config.knn_k}))
 
 
+@jax.jit
+def positive_pairs(batch):
+  """Two augmentations of the same images from a pretraining batch of any recipe.
+
+  Two-view recipes give 'view1' and 'view2'; multi-crop gives its first two global crops.
+  Jitted, so it also slices global arrays that span several processes.
+  """
+  if "view1" in batch:
+    return {"view1": batch["view1"], "view2": batch["view2"]}
+  return {"view1": batch["global"][:, 0], "view2": batch["global"][:, 1]}
+
+
 def evaluate_encoder(encode, config, source, mesh, prefix="", pairs=None):
   """kNN, fast linear probe and diagnostics of the encoder on the labelled splits.
 
-  `pairs`, a batch with 'view1' and 'view2' (two augmentations of the same images), adds
-  the alignment diagnostic.
+  `pairs`, a batch with 'view1' and 'view2' (two augmentations of the same images, see
+  `positive_pairs`), adds the alignment diagnostic.
   """
   e = config.eval
   train_x, train_y = split_features(encode, config, source, "train", mesh, e.max_train_examples)

@@ -24,7 +24,7 @@ import tensorflow as tf
 from absl import logging
 from jax.experimental import multihost_utils
 
-from jax_ssl import config as config_lib, data, evaluate, export, metrics, models, optim
+from jax_ssl import checkpoint, config as config_lib, data, evaluate, export, metrics, models, optim
 from jax_ssl import parallel, probe, train
 from jax_ssl.data import labelled
 
@@ -43,7 +43,7 @@ def run(config, workdir):
   backbone, pretrained, info = export.load_encoder(folder, mesh)
   logging.info("%s of %s (%s, step %d) on %s", config.task, folder, info["model"]["arch"],
                info["step"], config.data.source)
-  train._write_config(workdir, config)
+  checkpoint.write_config(workdir, config)
   writer = metrics.MetricWriter(workdir)
 
   encoders = {"": pretrained}

@@ -100,7 +100,7 @@ def train_and_evaluate(config, workdir):
 
   def run_evaluation(step, prefix=""):
     return report(step, evaluate.evaluate_encoder(encoder_of(state), config, source, mesh, prefix,
-                                                  pairs=first_batch))
+                                                  pairs=pairs))
 
   # ---- The loop. ----
   train_step = step_lib.make_train_step(run, method, tx, schedule)
@@ -109,8 +109,9 @@ def train_and_evaluate(config, workdir):
       seed=config.seed, process_index=jax.process_index(),
       process_count=jax.process_count(), start_step=start_step)
   batches = device_prefetch(batches, mesh)
-  first_batch = next(batches)  # its two views also measure alignment at every evaluation
+  first_batch = next(batches)
   batches = itertools.chain([first_batch], batches)
+  pairs = evaluate.positive_pairs(first_batch)  # alignment, at every evaluation
   final = {}
   if start_step == 0 and config.eval.baseline:
     final.update(run_evaluation(0, prefix="baseline_"))

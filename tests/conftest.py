@@ -48,7 +48,7 @@ def digit_folder(tmp_path_factory):
 @pytest.fixture(scope="session")
 def pretrained_workdir(digit_folder, tmp_path_factory):
   """A pretraining workdir as a run leaves it: config.json and an export (random weights)."""
-  from jax_ssl import config as config_lib, export, models, train  # noqa: PLC0415
+  from jax_ssl import checkpoint, config as config_lib, export, models  # noqa: PLC0415
 
   workdir = str(tmp_path_factory.mktemp("pretrained"))
   config = config_lib.base_config()
@@ -58,6 +58,6 @@ def pretrained_workdir(digit_folder, tmp_path_factory):
   config.data.augment.flip = False
   backbone = models.create_backbone(config.model)
   variables = backbone.init(jax.random.key(0), np.zeros((1, 16, 16, 3)), train=False)
-  train._write_config(workdir, config)
+  checkpoint.write_config(workdir, config)
   export.export_encoder(variables, config, workdir, step=0)
   return workdir

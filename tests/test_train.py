@@ -100,23 +100,6 @@ def test_tfds_mock_data_with_command_line_overrides(tmp_path):
   assert [r["step"] for r in records if "online_linear_top1" in r] == [3, 4]
 
 
-def test_resume_continues_the_step_count_and_the_losses(digit_folder, tmp_path):
-  source = f"folder:{digit_folder}"
-  uninterrupted = tmp_path / "uninterrupted"
-  train.train_and_evaluate(tiny_config(source, max_steps=4), str(uninterrupted))
-
-  resumed = tmp_path / "resumed"
-  train.train_and_evaluate(tiny_config(source, max_steps=2), str(resumed))
-  train.train_and_evaluate(tiny_config(source, max_steps=4), str(resumed))
-
-  def losses(workdir):
-    return {r["step"]: r["loss"] for r in metrics.read_metrics(workdir) if "loss" in r}
-
-  expected, got = losses(uninterrupted), losses(resumed)
-  assert sorted(got) == [1, 2, 3, 4]  # steps 3 and 4 come from the resumed run
-  np.testing.assert_allclose([got[s] for s in (3, 4)], [expected[s] for s in (3, 4)], rtol=1e-5)
-
-
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(digit_folder, tmp_path):
   config = tiny_config(f"folder:{digit_folder}", max_steps=6, checkpoint_every_steps=1)
   config.optim.name = "sgd"
