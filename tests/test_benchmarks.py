@@ -35,10 +35,9 @@ def test_step_throughput_on_cpu():
   assert 2.7 * forward < result["tflops_per_step"] * 1e12 < 3.1 * forward
 
 
-@pytest.mark.parametrize("method", ["moco", "swav"])
-def test_step_throughput_runs_every_method(method):
+def test_step_throughput_runs_a_multicrop_method():
   bench = load_benchmark()
-  args = bench.parse_args(["--method", method, "--model", "resnet10", "--width", "0.125",
+  args = bench.parse_args(["--method", "swav", "--model", "resnet10", "--width", "0.125",
                            "--image_size", "16", "--batch", "16", "--dtype", "float32",
                            "--steps", "1", "--warmup", "1"])
   result = bench.run(args)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import distributed_steps
+from conftest import device_count_flags
 from jax_ssl import parallel
 
 # One line per method whose loss crosses devices.
@@ -32,7 +33,7 @@ def free_port():
 def run_processes_async(recipe, batches, out, num_processes=2, devices_each=4):
   """Starts the steps in `num_processes` local processes; returns a wait for their results."""
   env = {**os.environ, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_each}"}
+         "XLA_FLAGS": device_count_flags(devices_each)}
   port = free_port()
   workers = [subprocess.Popen(
       [sys.executable, str(WORKER), recipe, str(batches), str(out), str(port),

@@ -10,6 +10,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from conftest import device_count_flags
 from jax_ssl import checkpoint, metrics, train
 from test_train import REPO, load_config
 
@@ -41,7 +42,7 @@ def config_args(digit_folder):
 
 
 def start(args, env=None, script=None):
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+  env = {**os.environ, "XLA_FLAGS": device_count_flags(8),
          "JAX_PLATFORMS": "cpu", **(env or {})}
   command = ["-c", script] if script else [str(REPO / "main.py")]
   return subprocess.Popen([sys.executable, *command, *args], cwd=REPO, env=env,

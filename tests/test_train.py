@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 from absl import flags
 from ml_collections import config_flags
 
+from conftest import device_count_flags
 from jax_ssl import checkpoint, config as config_lib, export, metrics, train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -34,7 +35,7 @@ def tiny_config(source, **train_overrides):
 
 def run_main(argv, tmp_path):
   """Runs `python main.py ARGV` with 8 simulated CPU devices, as a user would."""
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+  env = {**os.environ, "XLA_FLAGS": device_count_flags(8),
          "JAX_PLATFORMS": "cpu"}
   result = subprocess.run([sys.executable, str(REPO / "main.py"), *argv], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
