@@ -279,7 +279,7 @@ def unknown_fields(config, schema=None, prefix="config"):
   return unknown
 
 
-def _require(ok, field, value, expected):
+def require(ok, field, value, expected):
   if not ok:
     raise ValueError(f"{field}={value!r} is invalid: expected {expected}")
 
@@ -290,30 +290,30 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
   if unknown:
     raise ValueError(f"unknown config field(s): {', '.join(unknown)}; see jax_ssl/config.py "
                      "for the fields a config can set")
-  _require(config.task in TASKS, "config.task", config.task, f"one of {TASKS}")
+  require(config.task in TASKS, "config.task", config.task, f"one of {TASKS}")
   if config.task != "pretrain":
-    _require(bool(config.pretrained), "config.pretrained", config.pretrained,
+    require(bool(config.pretrained), "config.pretrained", config.pretrained,
              "the workdir of a pretraining run")
-  _require(0 < config.data.label_fraction <= 1, "config.data.label_fraction",
+  require(0 < config.data.label_fraction <= 1, "config.data.label_fraction",
            config.data.label_fraction, "in (0, 1]")
   if methods:
-    _require(config.method in methods, "config.method", config.method, f"one of {tuple(methods)}")
+    require(config.method in methods, "config.method", config.method, f"one of {tuple(methods)}")
   t = config.train
-  _require(t.batch_size > 0, "config.train.batch_size", t.batch_size, "a positive integer")
-  _require(t.batch_size % num_devices == 0, "config.train.batch_size", t.batch_size,
+  require(t.batch_size > 0, "config.train.batch_size", t.batch_size, "a positive integer")
+  require(t.batch_size % num_devices == 0, "config.train.batch_size", t.batch_size,
            f"a multiple of the device count {num_devices}")
-  _require(t.batch_size % num_processes == 0, "config.train.batch_size", t.batch_size,
+  require(t.batch_size % num_processes == 0, "config.train.batch_size", t.batch_size,
            f"a multiple of the process count {num_processes}")
-  _require(t.num_epochs > 0, "config.train.num_epochs", t.num_epochs, "> 0")
-  _require(0 <= t.warmup_epochs <= t.num_epochs, "config.train.warmup_epochs", t.warmup_epochs,
+  require(t.num_epochs > 0, "config.train.num_epochs", t.num_epochs, "> 0")
+  require(0 <= t.warmup_epochs <= t.num_epochs, "config.train.warmup_epochs", t.warmup_epochs,
            f"between 0 and num_epochs={t.num_epochs}")
-  _require(t.max_steps >= 0, "config.train.max_steps", t.max_steps, ">= 0 (0 means no cap)")
+  require(t.max_steps >= 0, "config.train.max_steps", t.max_steps, ">= 0 (0 means no cap)")
   for name in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
-    _require(t[name] > 0, f"config.train.{name}", t[name], "a positive integer")
+    require(t[name] > 0, f"config.train.{name}", t[name], "a positive integer")
   source = config.data.source
-  _require(isinstance(source, str) and source.startswith(SOURCE_PREFIXES), "config.data.source",
+  require(isinstance(source, str) and source.startswith(SOURCE_PREFIXES), "config.data.source",
            source, "'builtin:<name>', 'tfds:<name>' or 'folder:<path>'")
-  _require(config.data.image_size >= 8, "config.data.image_size", config.data.image_size, ">= 8")
+  require(config.data.image_size >= 8, "config.data.image_size", config.data.image_size, ">= 8")
   from jax_ssl.data import pipeline  # noqa: PLC0415  (TensorFlow only when validating)
   pipeline.check_data_config(config.data)
   models.validate(config.model)
@@ -325,26 +325,26 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
 
 
 def _validate_optim(o):
-  _require(o.name in optim.OPTIMIZERS, "config.optim.name", o.name, f"one of {optim.OPTIMIZERS}")
-  _require(o.lr_scaling in optim.LR_SCALINGS, "config.optim.lr_scaling", o.lr_scaling,
+  require(o.name in optim.OPTIMIZERS, "config.optim.name", o.name, f"one of {optim.OPTIMIZERS}")
+  require(o.lr_scaling in optim.LR_SCALINGS, "config.optim.lr_scaling", o.lr_scaling,
            f"one of {optim.LR_SCALINGS}")
-  _require(o.base_lr > 0, "config.optim.base_lr", o.base_lr, "> 0")
-  _require(0 <= o.final_lr_fraction <= 1, "config.optim.final_lr_fraction",
+  require(o.base_lr > 0, "config.optim.base_lr", o.base_lr, "> 0")
+  require(0 <= o.final_lr_fraction <= 1, "config.optim.final_lr_fraction",
            o.final_lr_fraction, "in [0, 1]")
-  _require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
+  require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
 
 
 def _validate_eval(e, num_devices):
-  _require(e.every_epochs >= 0, "config.eval.every_epochs", e.every_epochs, ">= 0")
-  _require(e.batch_size > 0 and e.batch_size % num_devices == 0, "config.eval.batch_size",
+  require(e.every_epochs >= 0, "config.eval.every_epochs", e.every_epochs, ">= 0")
+  require(e.batch_size > 0 and e.batch_size % num_devices == 0, "config.eval.batch_size",
            e.batch_size, f"a positive multiple of the device count {num_devices}")
-  _require(e.knn_k > 0, "config.eval.knn_k", e.knn_k, "> 0")
-  _require(e.knn_temperature > 0, "config.eval.knn_temperature", e.knn_temperature, "> 0")
-  _require(e.linear_epochs > 0, "config.eval.linear_epochs", e.linear_epochs, "> 0")
-  _require(e.linear_mode in LINEAR_MODES, "config.eval.linear_mode", e.linear_mode,
+  require(e.knn_k > 0, "config.eval.knn_k", e.knn_k, "> 0")
+  require(e.knn_temperature > 0, "config.eval.knn_temperature", e.knn_temperature, "> 0")
+  require(e.linear_epochs > 0, "config.eval.linear_epochs", e.linear_epochs, "> 0")
+  require(e.linear_mode in LINEAR_MODES, "config.eval.linear_mode", e.linear_mode,
            f"one of {LINEAR_MODES}")
-  _require(e.diagnostic_examples >= 2, "config.eval.diagnostic_examples", e.diagnostic_examples,
+  require(e.diagnostic_examples >= 2, "config.eval.diagnostic_examples", e.diagnostic_examples,
            ">= 2")
-  _require(isinstance(e.online_probe, bool), "config.eval.online_probe", e.online_probe,
+  require(isinstance(e.online_probe, bool), "config.eval.online_probe", e.online_probe,
            "True or False")
-  _require(e.online_probe_lr > 0, "config.eval.online_probe_lr", e.online_probe_lr, "> 0")
+  require(e.online_probe_lr > 0, "config.eval.online_probe_lr", e.online_probe_lr, "> 0")

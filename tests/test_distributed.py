@@ -16,11 +16,9 @@ from jax_ssl import parallel
 
 # One line per method whose loss crosses devices.
 # MoCo v3 gathers its negatives as SimCLR does (an all_gather of the embeddings); MoCo
-# v2's shuffle-BN is checked against a by-hand per-device forward in test_methods.py.
+# v2's shuffle-BN is per device by design and is checked against a by-hand per-device
+# forward in test_methods.py.
 RECIPES = ["configs/simclr_tiny.py", "configs/swav_tiny.py"]
-# Per-device BatchNorm (MoCo v2's shuffle-BN) depends on the device count by design, so
-# such recipes match 8 devices only when the 8 are split over processes.
-PER_DEVICE_BN = {"configs/moco_tiny.py"}
 # Sinkhorn's exp(scores / epsilon) magnifies the rounding of another reduction order
 # (see distributed_steps.recipe_config).
 PARAM_ATOL = {"configs/swav_tiny.py": 3e-5}
@@ -61,17 +59,13 @@ def test_two_processes_train_like_one(recipe, tmp_path):
   # Started first, so the in-process runs below overlap with the workers' start-up.
   two_by_four = run_processes_async(recipe, tmp_path / "batches.npz", tmp_path / "out.npz")
   eight = distributed_steps.run_steps(config, parallel.make_mesh(jax.devices()), batches)
-  one = None if recipe in PER_DEVICE_BN else distributed_steps.run_steps(
-      config, parallel.make_mesh(jax.devices()[:1]), batches)
+  one = distributed_steps.run_steps(config, parallel.make_mesh(jax.devices()[:1]), batches)
   two_by_four = two_by_four()
 
-  assert eight.keys() == two_by_four.keys()
+  assert eight.keys() == one.keys() == two_by_four.keys()
   assert np.all(np.isfinite(eight["loss"])) and len(set(eight["loss"])) > 1
   np.testing.assert_allclose(eight["learning_rate"], two_by_four["learning_rate"], rtol=0)
-  layouts = [("2 processes x 4 devices", two_by_four)]
-  if recipe not in PER_DEVICE_BN:
-    layouts.append(("1 process x 1 device", one))
-  for name, other in layouts:
+  for name, other in (("1 process x 1 device", one), ("2 processes x 4 devices", two_by_four)):
     np.testing.assert_allclose(other["loss"], eight["loss"], rtol=1e-5, err_msg=name)
     for key in eight:
       np.testing.assert_allclose(other[key], eight[key], rtol=1e-4,

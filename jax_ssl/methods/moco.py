@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from jax_ssl import losses, methods, models, optim, parallel
+from jax_ssl import config as config_lib, losses, methods, models, optim, parallel
 from jax_ssl.methods import common
 
 
@@ -32,19 +32,14 @@ def create_model(config):
 def check_config(config, num_devices):
   del num_devices
   m, batch = config.moco, config.train.batch_size
-  _require(m.temperature > 0, "config.moco.temperature", m.temperature, "> 0")
-  _require(0 <= m.momentum <= 1, "config.moco.momentum", m.momentum, "in [0, 1]")
-  _require(m.momentum_schedule in optim.EMA_SCHEDULES, "config.moco.momentum_schedule",
+  config_lib.require(m.temperature > 0, "config.moco.temperature", m.temperature, "> 0")
+  config_lib.require(0 <= m.momentum <= 1, "config.moco.momentum", m.momentum, "in [0, 1]")
+  config_lib.require(m.momentum_schedule in optim.EMA_SCHEDULES, "config.moco.momentum_schedule",
            m.momentum_schedule, f"one of {optim.EMA_SCHEDULES}")
-  _require(m.queue_size >= 0 and m.queue_size % batch == 0, "config.moco.queue_size",
+  config_lib.require(m.queue_size >= 0 and m.queue_size % batch == 0, "config.moco.queue_size",
            m.queue_size, f"0 (in-batch negatives) or a multiple of train.batch_size={batch}")
-  _require(not (m.queue_size and m.pred_hidden_dims), "config.moco.pred_hidden_dims",
+  config_lib.require(not (m.queue_size and m.pred_hidden_dims), "config.moco.pred_hidden_dims",
            m.pred_hidden_dims, "() with a queue (MoCo v2 has no predictor)")
-
-
-def _require(ok, field, value, expected):
-  if not ok:
-    raise ValueError(f"{field}={value!r} is invalid: expected {expected}")
 
 
 def init_method_state(config, variables):

@@ -98,21 +98,25 @@ def _crops(batch, key):
   return crops.reshape((-1,) + crops.shape[2:]), crops.shape[1]
 
 
-def _codes(run, scores, queue_scores=None, use_queue=None):
-  """Sinkhorn over this device's rows and its share of the queue, summed over devices."""
+def _codes(run, scores, queue=None, prototypes=None, use_queue=None):
+  """Sinkhorn over this device's rows and its share of the queue, summed over devices.
+
+  The queue's scores are computed inside the branch that uses them, so a step whose
+  queue is not yet full does not pay for them.
+  """
   s = run.config.swav
   solve = functools.partial(sinkhorn.sinkhorn, epsilon=s.epsilon, num_iters=s.sinkhorn_iters,
                             axis_name=parallel.DATA_AXIS)
   spec = P(parallel.DATA_AXIS)
-  if queue_scores is None:
+  if queue is None:
     return jax.shard_map(solve, mesh=run.mesh, in_specs=spec, out_specs=spec)(scores)
 
-  def per_device(scores, queue_scores, use_queue):
-    with_queue = lambda: solve(jnp.concatenate([queue_scores, scores]))[queue_scores.shape[0]:]
+  def per_device(scores, queue, prototypes, use_queue):
+    with_queue = lambda: solve(jnp.concatenate([queue @ prototypes, scores]))[queue.shape[0]:]
     return jax.lax.cond(use_queue, with_queue, lambda: solve(scores))
 
-  return jax.shard_map(per_device, mesh=run.mesh, in_specs=(spec, spec, P()),
-                       out_specs=spec)(scores, queue_scores, use_queue)
+  return jax.shard_map(per_device, mesh=run.mesh, in_specs=(spec, spec, P(), P()),
+                       out_specs=spec)(scores, queue, prototypes, use_queue)
 
 
 def compute_loss(params, state, batch, rng, run):
@@ -137,7 +141,7 @@ def compute_loss(params, state, batch, rng, run):
   loss, entropy = 0.0, 0.0
   for i in range(NUM_ASSIGNED):
     if queue_on:
-      codes = _codes(run, scores[i], method_state["queue"][i] @ prototypes, use_queue)
+      codes = _codes(run, scores[i], method_state["queue"][i], prototypes, use_queue)
     else:
       codes = _codes(run, scores[i])
     entropy += -jnp.mean(jnp.sum(codes * jnp.log(codes + 1e-12), axis=1)) / NUM_ASSIGNED
