@@ -1,16 +1,30 @@
 """Image sources: where examples come from, before any augmentation.
 
 `make_source(config.data)` parses `config.data.source`, validates everything
-it can (names, folders, file contents, prepared TFDS data) and returns a
-`Source` whose `read(split, process_index, process_count)` gives that
-process's shard as a finite, unshuffled tf.data.Dataset of
-`{'image': uint8 [h, w, 3], 'label': int32 []}`.
+it can (names, folders, file contents, prepared TFDS data, at least one
+decodable image per split) and returns a `Source` whose
+`dataset(split, process_index, process_count)` gives that process's shard as
+a finite, unshuffled tf.data.Dataset of `{'image': uint8 [h, w, 3],
+'label': int32 []}`.
+
+Folder and TFDS sources also give their examples undecoded,
+`dataset(..., decoded=False)` -> `{'encoded': tf.string, 'label': int32 []}`,
+so a pipeline can decode only the window it crops (`decode_and_crop`).
+In-memory sources (builtin:mnist) always give decoded images and expose their
+arrays through `Source.arrays(split)`.
+
+`decode` turns JPEG, PNG (8- and 16-bit, palette, grayscale, with or without
+alpha), GIF (first frame) and BMP (24/32-bit, 8-bit palette) bytes into RGB
+uint8; alpha is dropped. Bytes it cannot decode, a truncated file for
+instance, raise tf.errors.InvalidArgumentError inside the tf.data map, which
+`tf.data.Dataset.ignore_errors()` downstream skips.
 """
 import concurrent.futures
 import dataclasses
 import functools
 import os
-from typing import Callable
+import re
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -19,13 +33,16 @@ SPLITS = ('train', 'test')
 SOURCE_FORMS = ("'builtin:<name>' (one of {builtins}), 'tfds:<name>' (a TFDS "
                 "dataset prepared in config.data.data_dir) or 'folder:<path>' "
                 "(<path>/train/<class>/* and <path>/test/<class>/*)")
-# First bytes of the formats tf.io.decode_image reads.
+JPEG_MAGIC = b'\xff\xd8\xff'
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+BMP_MAGIC = b'BM'
+# First bytes of the formats `decode` reads.
 IMAGE_MAGIC = {
-    b'\xff\xd8\xff': 'JPEG',
-    b'\x89PNG\r\n\x1a\n': 'PNG',
+    JPEG_MAGIC: 'JPEG',
+    PNG_MAGIC: 'PNG',
     b'GIF87a': 'GIF',
     b'GIF89a': 'GIF',
-    b'BM': 'BMP',
+    BMP_MAGIC: 'BMP',
 }
 
 
@@ -36,19 +53,48 @@ class Source:
   num_classes: int
   num_train: int
   num_test: int
-  # read(split, process_index, process_count) -> this process's shard.
+  # read(split, process_index, process_count) -> this process's shard of
+  # {'image': uint8 [h, w, 3], 'label': int32}.
   read: Callable[[str, int, int], tf.data.Dataset]
+  # The same shard as {'encoded': tf.string, 'label': int32}; None for
+  # sources that hold decoded images.
+  read_encoded: Optional[Callable[[str, int, int], tf.data.Dataset]] = None
+  # split -> (images uint8 [n, h, w, 3], labels int32 [n]), the whole split
+  # in memory; None for sources read from files.
+  split_arrays: Optional[Callable[[str], tuple]] = None
+
+  @property
+  def encoded(self) -> bool:
+    """Whether `dataset(..., decoded=False)` yields {'encoded', 'label'}."""
+    return self.read_encoded is not None
 
   def num_examples(self, split: str) -> int:
     _check_split(split)
     return self.num_train if split == 'train' else self.num_test
 
+  def arrays(self, split: str):
+    """(images uint8 [n, h, w, 3], labels int32 [n]) of the whole split.
+
+    Only in-memory sources have them (None otherwise); the arrays are
+    read-only and shared, so copy them before changing them.
+    """
+    _check_split(split)
+    return None if self.split_arrays is None else self.split_arrays(split)
+
   def dataset(self, split: str, process_index: int = 0,
-              process_count: int = 1) -> tf.data.Dataset:
+              process_count: int = 1, decoded: bool = True) -> tf.data.Dataset:
+    """This process's shard of `split`, finite and unshuffled.
+
+    decoded=True: {'image': uint8 [h, w, 3], 'label': int32}. decoded=False:
+    {'encoded': tf.string, 'label': int32} where `self.encoded`, else the
+    same as decoded=True.
+    """
     _check_split(split)
     if not 0 <= process_index < process_count:
       raise ValueError(f'process_index must be in [0, {process_count}); '
                        f'got {process_index}.')
+    if not decoded and self.read_encoded is not None:
+      return self.read_encoded(split, process_index, process_count)
     return self.read(split, process_index, process_count)
 
 
@@ -89,6 +135,115 @@ def to_rgb(image):
   return tf.ensure_shape(rgb, [None, None, 3])
 
 
+# -------------------------------------------------------------- decode ----
+def _starts_with(encoded, magic):
+  return tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
+
+
+def _little_endian(encoded, pos, dtype):
+  """The little-endian integer of dtype's width at byte `pos` of `encoded`."""
+  width = dtype.size
+  return tf.io.decode_raw(tf.strings.substr(encoded, pos, width), dtype,
+                          little_endian=True)[0]
+
+
+def _decode_png(encoded):
+  """8-bit PNGs as they are; 16-bit ones rounded to the nearest 8-bit level."""
+  bit_depth = tf.strings.substr(encoded, 24, 1)  # in IHDR, after the magic
+
+  def sixteen_bit():
+    wide = tf.cast(tf.io.decode_png(encoded, channels=3, dtype=tf.uint16),
+                   tf.int32)
+    # round(x * 255 / 65535): 65535 -> 255, and v * 257 -> v exactly.
+    return tf.cast((wide * 255 + 32767) // 65535, tf.uint8)
+
+  return tf.cond(tf.equal(bit_depth, b'\x10'), sixteen_bit,
+                 lambda: tf.io.decode_png(encoded, channels=3))
+
+
+def _decode_bmp(encoded):
+  """BMP; 8-bit ones look their pixels up in the file's colour table.
+
+  (tf.io.decode_bmp returns an 8-bit BMP's palette indices as gray levels.)
+  """
+  bits_per_pixel = _little_endian(encoded, 28, tf.uint16)
+
+  def palette():
+    indices = tf.io.decode_bmp(encoded, channels=0)
+    header_end = 14 + _little_endian(encoded, 14, tf.int32)
+    pixels_start = _little_endian(encoded, 10, tf.int32)
+    table = tf.io.decode_raw(
+        tf.strings.substr(encoded, header_end, pixels_start - header_end),
+        tf.uint8)
+    colours = tf.reshape(table, [-1, 4])[:, 2::-1]  # B, G, R, 0 -> R, G, B
+    # An index past the table raises InvalidArgumentError, as corrupt data should.
+    return tf.gather(colours, tf.cast(indices[..., 0], tf.int32))
+
+  return tf.cond(tf.equal(bits_per_pixel, 8), palette,
+                 lambda: tf.io.decode_bmp(encoded, channels=3))
+
+
+@tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
+def decode(encoded):
+  """Image bytes (tf.string scalar) -> uint8 [h, w, 3]; works in graph mode.
+
+  JPEG, PNG, GIF and BMP, told apart by their first bytes. Grayscale is
+  repeated into three channels, alpha is dropped, 16-bit PNG levels are
+  rounded to 8 bits, a GIF gives its first frame and an 8-bit BMP's palette
+  is applied. Unknown or corrupt bytes (a truncated file, say) raise
+  tf.errors.InvalidArgumentError.
+  """
+  encoded = tf.convert_to_tensor(encoded, tf.string)
+  image = tf.cond(
+      _starts_with(encoded, PNG_MAGIC), lambda: _decode_png(encoded),
+      lambda: tf.cond(
+          _starts_with(encoded, BMP_MAGIC), lambda: _decode_bmp(encoded),
+          # JPEG, GIF, and the "unknown format" error for anything else.
+          lambda: tf.io.decode_image(encoded, channels=3,
+                                     expand_animations=False)))
+  return tf.ensure_shape(image, [None, None, 3])
+
+
+@tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
+def decode_and_crop(encoded, crop_box_fn):
+  """Image bytes -> the window crop_box_fn picks, uint8 [crop_h, crop_w, 3].
+
+  `crop_box_fn(height, width) -> (top, left, crop_h, crop_w)`, int32 scalars
+  computed with tf ops (it is traced once per branch, without AutoGraph). A
+  JPEG decodes only that window, after reading its size from the header;
+  other formats are decoded whole by `decode` and sliced. The pixels are
+  those of `decode` then slicing, except that for a JPEG with subsampled
+  chroma (4:2:0, 4:2:2) the window's outermost rows and columns may differ,
+  since the decoder upsamples chroma there without the neighbours outside the
+  window: a few levels on smooth images, tens at sharp colour edges. A window
+  outside the image raises InvalidArgumentError.
+  """
+  encoded = tf.convert_to_tensor(encoded, tf.string)
+
+  def window(height, width):
+    return tf.cast(tf.stack(crop_box_fn(height, width)), tf.int32)
+
+  def jpeg():
+    shape = tf.image.extract_jpeg_shape(encoded)
+    return tf.image.decode_and_crop_jpeg(encoded, window(shape[0], shape[1]),
+                                         channels=3)
+
+  def other():
+    image = decode(encoded)
+    shape = tf.shape(image)
+    top, left, crop_h, crop_w = tf.unstack(window(shape[0], shape[1]))
+    return tf.slice(image, tf.stack([top, left, 0]),
+                    tf.stack([crop_h, crop_w, 3]))
+
+  image = tf.cond(_starts_with(encoded, JPEG_MAGIC), jpeg, other)
+  return tf.ensure_shape(image, [None, None, 3])
+
+
+@tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
+def _decode_example(example):
+  return {'image': decode(example['encoded']), 'label': example['label']}
+
+
 def _from_arrays(images, labels, process_index, process_count):
   """Strided shard of in-memory arrays: deterministic, sizes differ by <= 1."""
   return tf.data.Dataset.from_tensor_slices({
@@ -113,8 +268,12 @@ def mnist_splits():
   for label in np.unique(labels):
     is_test[np.flatnonzero(labels == label)[4::5]] = True
   labels = labels.astype(np.int32)
-  return {'train': (images[~is_test], labels[~is_test]),
-          'test': (images[is_test], labels[is_test])}
+  splits = {'train': (images[~is_test], labels[~is_test]),
+            'test': (images[is_test], labels[is_test])}
+  for arrays in splits.values():  # cached and shared: nobody may change them
+    for array in arrays:
+      array.flags.writeable = False
+  return splits
 
 
 def _builtin_mnist(data_config):
@@ -125,7 +284,7 @@ def _builtin_mnist(data_config):
     return _from_arrays(*splits[split], process_index, process_count)
 
   return Source('builtin:mnist', 10, len(splits['train'][1]),
-                len(splits['test'][1]), read)
+                len(splits['test'][1]), read, split_arrays=splits.__getitem__)
 
 
 _BUILTINS = {'mnist': _builtin_mnist}
@@ -159,13 +318,33 @@ def _tfds_source(name, data_config):
             for (split, tfds_split), field
             in zip(splits.items(), ('train_split', 'test_split'))}
 
+
+  def shard(split, process_index, process_count, **kwargs):
+    part = tfds.even_splits(splits[split], n=process_count)[process_index]
+    return builder.as_dataset(split=part, shuffle_files=False, **kwargs)
+
+  image = features['image']
+  if not (isinstance(image, tfds.features.Image)
+          and image.dtype in (tf.uint8, tf.uint16)):
+    # Not stored as encoded image bytes: TFDS decodes it.
+    def read(split, process_index, process_count):
+      return shard(split, process_index, process_count).map(
+          _standardise_tfds, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return Source(f'tfds:{name}', features['label'].num_classes,
+                  counts['train'], counts['test'], read)
+
+  def read_encoded(split, process_index, process_count):
+    ds = shard(split, process_index, process_count,
+               decoders={'image': tfds.decode.SkipDecoding()})
+    return ds.map(_tfds_encoded, num_parallel_calls=tf.data.AUTOTUNE)
+
   def read(split, process_index, process_count):
-    shard = tfds.even_splits(splits[split], n=process_count)[process_index]
-    ds = builder.as_dataset(split=shard, shuffle_files=False)
-    return ds.map(_standardise_tfds, num_parallel_calls=tf.data.AUTOTUNE)
+    return read_encoded(split, process_index, process_count).map(
+        _decode_example, num_parallel_calls=tf.data.AUTOTUNE)
 
   return Source(f'tfds:{name}', features['label'].num_classes,
-                counts['train'], counts['test'], read)
+                counts['train'], counts['test'], read, read_encoded)
 
 
 def _tfds_count(builder, data_config, field, tfds_split):
@@ -193,31 +372,40 @@ def _standardise_tfds(example):
           'label': tf.cast(example['label'], tf.int32)}
 
 
+@tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
+def _tfds_encoded(example):
+  return {'encoded': example['image'],
+          'label': tf.cast(example['label'], tf.int32)}
+
+
 # --------------------------------------------------------------- folder ----
 def _folder_source(root, data_config):
   classes, files = _scan_folder(root, data_config)
   _check_images(files, data_config)
+  _check_decodable(root, files, data_config)
   index = {name: i for i, name in enumerate(classes)}
   paths = {split: np.array([p for p, _ in files[split]])
            for split in SPLITS}
   labels = {split: np.array([index[c] for _, c in files[split]], np.int32)
             for split in SPLITS}
 
-  def read(split, process_index, process_count):
+  def read_encoded(split, process_index, process_count):
     ds = tf.data.Dataset.from_tensor_slices({
         'path': paths[split][process_index::process_count],
         'label': labels[split][process_index::process_count]})
-    return ds.map(_load_image, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(_read_file, num_parallel_calls=tf.data.AUTOTUNE)
+
+  def read(split, process_index, process_count):
+    return read_encoded(split, process_index, process_count).map(
+        _decode_example, num_parallel_calls=tf.data.AUTOTUNE)
 
   return Source(f'folder:{root}', len(classes), len(paths['train']),
-                len(paths['test']), read)
+                len(paths['test']), read, read_encoded)
 
 
 @tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
-def _load_image(example):
-  image = tf.io.decode_image(tf.io.read_file(example['path']), channels=3,
-                             expand_animations=False)
-  return {'image': tf.ensure_shape(image, [None, None, 3]),
+def _read_file(example):
+  return {'encoded': tf.io.read_file(example['path']),
           'label': example['label']}
 
 
@@ -284,3 +472,28 @@ def _check_images(files, data_config):
         data_config, f'{len(bad)} of {len(paths)} files are not JPEG, PNG, '
         f'GIF or BMP images (judged by their first bytes): '
         f'{", ".join(bad[:10])}{more}.')
+
+
+def _op_error_message(error):
+  """A tf.errors.OpError's message without the op and function decorations."""
+  message = re.sub(r'\{\{[^}]*\}\}\s*', '', error.message)
+  return re.sub(r'\s*\[Op:[^\]]*\].*$', '', message, flags=re.S).strip()
+
+
+def _check_decodable(root, files, data_config):
+  """Decodes files of each split in order until one works (one, if healthy)."""
+  for split in SPLITS:
+    first_error = None
+    for path, _ in files[split]:
+      try:
+        decode(tf.io.read_file(path))
+        break
+      except tf.errors.OpError as e:
+        first_error = first_error or (path, _op_error_message(e))
+    else:
+      count = len(files[split])
+      raise _bad_source(
+          data_config, f'no file of split {split!r} in folder '
+          f'{os.path.join(root, split)!r} decodes as an image: tried all '
+          f'{count}; the first, {first_error[0]}, failed with: '
+          f'{first_error[1]}')

@@ -1,0 +1,82 @@
+"""The view grid: layout, the originals, and the very views the pipeline makes."""
+from absl import flags
+from ml_collections import config_flags
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from jax_ssl.data import pipeline, show, sources
+
+
+def read_png(path):
+  return tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+
+
+def cell(grid, row, column, size):
+  top, left = show.cell_origin(row, column, size)
+  return grid[top:top + size, left:left + size]
+
+
+def views_of(config, image, row, seed=0):
+  """The views show.py should draw for row `row`, as uint8."""
+  make_views = pipeline._views_of(config.data)
+  key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), row)
+  views = make_views({'image': tf.constant(image), 'label': tf.constant(0)}, key)
+  return [np.round(np.clip(view, 0, 1) * 255).astype(np.uint8)
+          for _, view in show._columns(views)]
+
+
+def load_config(path, *overrides):
+  values = flags.FlagValues()
+  argv = ['x', f'--config={path}', *overrides]
+  config_flags.DEFINE_config_file('config', None, '', flag_values=values, sys_argv=argv)
+  values(argv)
+  return values.config
+
+
+@pytest.mark.parametrize('path,overrides,columns', [
+    ('configs/simclr_tiny.py', [], ['original', 'view1', 'view2']),
+    ('configs/swav_tiny.py', ['--config.data.multicrop.num_local=1'],
+     ['original', 'global 1', 'global 2', 'local 1']),
+])
+def test_grid_shows_each_image_and_its_views(tmp_path, path, overrides, columns):
+  out = tmp_path / 'views.png'
+  names = show.main(['show', f'--config={path}', f'--out={out}', '--images=2', *overrides])
+  assert names == columns
+  grid = read_png(out)
+  size = 112  # 28-pixel digits, enlarged 4 times to reach 96 pixels
+  assert grid.shape == (show.cell_origin(2, 0, size)[0], show.cell_origin(0, len(columns), size)[1], 3)
+
+  config = load_config(path, *overrides)
+  images, _ = sources.mnist_splits()['train']
+  for row, index in enumerate([0, len(images) // 2]):  # spread over the split
+    np.testing.assert_array_equal(cell(grid, row, 0, size), show.enlarge(images[index], 4))
+    for column, view in enumerate(views_of(config, images[index], row), start=1):
+      factor = size // view.shape[0]  # 4 for 28-pixel views, 8 for 14-pixel local crops
+      np.testing.assert_array_equal(cell(grid, row, column, size), show.enlarge(view, factor))
+      assert not np.array_equal(view, images[index])
+  # A name above every column, and nothing but background between the cells.
+  label_rows = grid[show.GAP:show.GAP + show.LABEL_HEIGHT]
+  for column in range(len(columns)):
+    left = show.cell_origin(0, column, size)[1]
+    assert (label_rows[:, left:left + size] == show.TEXT).any()
+  gap = grid[:, show.cell_origin(0, 1, size)[1] - show.GAP:show.cell_origin(0, 1, size)[1]]
+  assert (gap == show.BACKGROUND).all()
+
+
+def test_fit_to_cell_keeps_the_aspect_ratio():
+  wide = np.zeros((50, 300, 3), np.uint8)
+  wide[:, :150] = 255
+  fitted = show.fit_to_cell(wide, 100)
+  assert fitted.shape == (100, 100, 3)
+  # Shrunk to 100 x 17 and centred: background above and below.
+  assert (fitted[:40] == show.BACKGROUND).all() and (fitted[60:] == show.BACKGROUND).all()
+  assert fitted[50, 10, 0] == 255 and fitted[50, 90, 0] == 0
+  small = np.arange(30 * 20 * 3, dtype=np.uint8).reshape(30, 20, 3)
+  fitted = show.fit_to_cell(small, 100)  # enlarged 3 times to 90 x 60
+  np.testing.assert_array_equal(fitted[5:95, 20:80], show.enlarge(small, 3))
+
+
+def test_missing_flags_are_reported():
+  with pytest.raises(SystemExit, match='out'):
+    show.main(['show', '--config=configs/simclr_tiny.py'])
