@@ -9,11 +9,25 @@ line printed is one JSON object: images_per_sec, step_ms, mfu (the step's
 matmul and convolution FLOPs, counted from its jaxpr, / step time / the
 devices' bf16 peak), peak_memory_gb, device, jax_version. XLA's own cost
 analysis is not used: on GPU it leaves out convolutions run by cuDNN.
+
+  --torch   (SimCLR only) then times the same step in PyTorch, benchmarks/torch_reference.py,
+            with the same model, width, image size, batch, dtype, steps and warm-up, in this
+            process, and adds torch_images_per_sec and ratio_vs_torch (JAX images/s over
+            torch images/s). On GPU, XLA then allocates memory as it needs it rather than
+            taking 75% up front (XLA_PYTHON_CLIENT_PREALLOCATE=false unless set), and
+            releases its buffers, caches and client before torch starts. torch is imported
+            only with this flag.
+  --record  appends the result, with the date, versions and command, to
+            benchmarks/results.jsonl (--results_file).
 """
 import argparse
+import datetime
+import gc
+import importlib.metadata
 import importlib.util
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -71,6 +85,21 @@ def synthetic_batch(config, rng):
 
 
 def run(args):
+  """The JAX step's figures; with args.torch, the PyTorch reference's beside them."""
+  if args.torch:
+    # Read when the first JAX operation starts the GPU client; no effect on CPU.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+  result = measure_jax(args)
+  if args.torch:
+    result.update(compare_with_torch(args, result))
+  return result
+
+
+def measure_jax(args):
+  """Times the JAX step; returns Python values only, so no device buffer outlives it."""
+  if args.torch and jax.default_backend() != "cpu" and jax.device_count() > 1:
+    raise ValueError(f"--torch compares one device with one device, but JAX sees "
+                     f"{jax.device_count()}: run with CUDA_VISIBLE_DEVICES=0")
   config = build_config(args)
   mesh = parallel.make_mesh()
   method = methods.get(config.method)
@@ -101,15 +130,86 @@ def run(args):
   peak = peak_flops(device)
   memory = device.memory_stats() or {}
   return {
-      "method": args.method, "model": args.model, "image_size": args.image_size,
+      "method": args.method, "model": args.model, "width": args.width,
+      "image_size": args.image_size,
       "batch": args.batch, "dtype": args.dtype, "num_devices": jax.device_count(),
       "images_per_sec": args.batch / step_s, "step_ms": 1000 * step_s,
       "compile_s": compile_s, "tflops_per_step": flops / 1e12,
       "mfu": flops / step_s / (peak * jax.device_count()) if peak else None,
       "peak_memory_gb": memory.get("peak_bytes_in_use", 0) / 2**30 or None,
       "loss": float(metrics["loss"]), "device": device.device_kind,
-      "jax_version": jax.__version__,
+      "jax_version": jax.__version__, "platform_version": device.client.platform_version,
   }
+
+
+def release_jax_memory():
+  """Frees what JAX holds on the accelerator, so that torch can have it.
+
+  Call it once no JAX array is referenced any more. On GPU the client itself goes:
+  XLA's allocator keeps freed memory in its pool until then. On CPU nothing is
+  pooled, and the client stays (other code in the process may still use it).
+  """
+  gc.collect()
+  jax.clear_caches()
+  if jax.default_backend() != "cpu":
+    from jax.extend import backend  # noqa: PLC0415
+    backend.clear_backends()
+  gc.collect()
+
+
+def compare_with_torch(args, jax_result):
+  """Runs benchmarks/torch_reference.py with this benchmark's settings."""
+  release_jax_memory()
+  here = os.path.dirname(os.path.abspath(__file__))
+  if here not in sys.path:
+    sys.path.insert(0, here)
+  import torch_reference  # noqa: PLC0415  (imports torch: only with --torch)
+
+  reference = torch_reference.run(torch_reference.parse_args([
+      "--model", args.model, "--width", str(args.width), "--image_size", str(args.image_size),
+      "--batch", str(args.batch), "--dtype", args.dtype, "--steps", str(args.steps),
+      "--warmup", str(args.warmup)]))
+  return {
+      "torch_images_per_sec": reference["images_per_sec"],
+      "torch_step_ms": reference["step_ms"],
+      "torch_peak_memory_gb": reference["peak_memory_gb"],
+      "torch_device": reference["device"], "torch_version": reference["torch_version"],
+      "torch_compile": reference["compile"], "torch_resnet": reference["resnet"],
+      "ratio_vs_torch": jax_result["images_per_sec"] / reference["images_per_sec"],
+  }
+
+
+# Decimal places kept in results.jsonl, as in its earlier records.
+RECORD_DIGITS = {"images_per_sec": 1, "step_ms": 2, "compile_s": 1, "peak_memory_gb": 2,
+                 "mfu": 4, "loss": 4, "torch_images_per_sec": 1, "torch_step_ms": 2,
+                 "torch_peak_memory_gb": 2, "ratio_vs_torch": 3}
+
+
+def versions(result):
+  """'jax X, jaxlib X, flax X, optax X[, torch X][, <platform>]', for a record."""
+  names = ["jax", "jaxlib", "flax", "optax"] + (["torch"] if "torch_version" in result else [])
+  found = []
+  for name in names:
+    try:
+      found.append(f"{name} {importlib.metadata.version(name)}")
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  if result.get("platform_version") not in (None, "", "cpu", "<unknown>"):
+    found.append(result["platform_version"])
+  return ", ".join(found)
+
+
+def record(result, argv, path, note=""):
+  """Appends `result` to the JSON-lines file `path`; returns the line's object."""
+  entry = {k: round(v, RECORD_DIGITS[k]) if k in RECORD_DIGITS and v is not None else v
+           for k, v in result.items()}
+  entry.update(date=datetime.date.today().isoformat(), versions=versions(result),
+               command=shlex.join(["python", "benchmarks/step_throughput.py", *argv]))
+  if note:
+    entry["note"] = note
+  with open(path, "a") as f:
+    f.write(json.dumps(entry) + "\n")
+  return entry
 
 
 def parse_args(argv=None):
@@ -122,8 +222,26 @@ def parse_args(argv=None):
   p.add_argument("--dtype", default="bfloat16", choices=tuple(models.DTYPES))
   p.add_argument("--steps", type=int, default=20)
   p.add_argument("--warmup", type=int, default=3)
-  return p.parse_args(argv)
+  p.add_argument("--torch", action="store_true",
+                 help="also time benchmarks/torch_reference.py (SimCLR only)")
+  p.add_argument("--record", action="store_true", help="append the result to --results_file")
+  p.add_argument("--results_file", default=os.path.join(REPO, "benchmarks", "results.jsonl"))
+  p.add_argument("--note", default="", help="a remark stored with a --record")
+  args = p.parse_args(argv)
+  if args.torch and args.method != "simclr":
+    p.error(f"--torch compares SimCLR only (benchmarks/torch_reference.py); "
+            f"got --method {args.method}")
+  return args
+
+
+def main(argv=None):
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = parse_args(argv)
+  result = run(args)
+  if args.record:
+    record(result, argv, args.results_file, args.note)
+  print(json.dumps(result))
 
 
 if __name__ == "__main__":
-  print(json.dumps(run(parse_args())))
+  main()

@@ -1,21 +1,16 @@
 """The throughput benchmark runs on CPU with a tiny model and reports sane figures."""
-import importlib.util
-import pathlib
+import json
 
 import jax
 import jax.numpy as jnp
 import pytest
 
+import benchmark_scripts
 from jax_ssl import flops, models
-
-SCRIPT = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "step_throughput.py"
 
 
 def load_benchmark():
-  spec = importlib.util.spec_from_file_location("step_throughput", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return benchmark_scripts.load("step_throughput")
 
 
 def test_step_throughput_on_cpu():
@@ -42,3 +37,34 @@ def test_step_throughput_runs_a_multicrop_method():
                            "--steps", "1", "--warmup", "1"])
   result = bench.run(args)
   assert result["images_per_sec"] > 0 and result["tflops_per_step"] > 0
+
+
+def test_step_throughput_against_torch_and_recorded(tmp_path, capsys):
+  bench = load_benchmark()
+  results = tmp_path / "results.jsonl"
+  results.write_text('{"earlier": "record"}\n')
+  # test_step_throughput_on_cpu's settings: the JAX step comes from the compilation cache.
+  argv = ["--model", "resnet10", "--width", "0.125", "--image_size", "16", "--batch", "16",
+          "--dtype", "float32", "--steps", "2", "--warmup", "1", "--torch", "--record",
+          "--results_file", str(results), "--note", "tiny"]
+  bench.main(argv)
+  printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert printed["images_per_sec"] > 0 and printed["torch_images_per_sec"] > 0
+  assert printed["ratio_vs_torch"] == pytest.approx(
+      printed["images_per_sec"] / printed["torch_images_per_sec"])
+  assert printed["torch_device"] == "cpu" and printed["torch_compile"] is False
+
+  earlier, recorded = [json.loads(line) for line in results.read_text().splitlines()]
+  assert earlier == {"earlier": "record"}
+  assert recorded["images_per_sec"] == round(printed["images_per_sec"], 1)
+  assert recorded["ratio_vs_torch"] == round(printed["ratio_vs_torch"], 3)
+  assert recorded["note"] == "tiny" and recorded["width"] == 0.125
+  assert recorded["command"].startswith("python benchmarks/step_throughput.py --model resnet10")
+  assert "jax " in recorded["versions"] and "torch " in recorded["versions"]
+  assert len(recorded["date"]) == 10  # YYYY-MM-DD
+
+
+def test_torch_comparison_is_for_simclr_only(capsys):
+  with pytest.raises(SystemExit):
+    load_benchmark().parse_args(["--method", "byol", "--torch"])
+  assert "--torch compares SimCLR only" in capsys.readouterr().err

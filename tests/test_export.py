@@ -11,80 +11,12 @@ import orbax.checkpoint as ocp
 import pytest
 import torch
 from safetensors.numpy import load_file
-from torch import nn
 
+import benchmark_scripts
 from jax_ssl import config as config_lib, export, models
 
-
-# ---- A plain-torch ResNet with torchvision's module structure and names. ----
-class BasicBlock(nn.Module):
-  expansion = 1
-
-  def __init__(self, inplanes, planes, stride):
-    super().__init__()
-    self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-    self.bn1 = nn.BatchNorm2d(planes)
-    self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-    self.bn2 = nn.BatchNorm2d(planes)
-    self.downsample = downsample(inplanes, planes, stride)
-
-  def forward(self, x):
-    y = torch.relu(self.bn1(self.conv1(x)))
-    y = self.bn2(self.conv2(y))
-    return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
-
-
-class Bottleneck(nn.Module):
-  expansion = 4
-
-  def __init__(self, inplanes, planes, stride):
-    super().__init__()
-    self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-    self.bn1 = nn.BatchNorm2d(planes)
-    self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-    self.bn2 = nn.BatchNorm2d(planes)
-    self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-    self.bn3 = nn.BatchNorm2d(planes * 4)
-    self.downsample = downsample(inplanes, planes * 4, stride)
-
-  def forward(self, x):
-    y = torch.relu(self.bn1(self.conv1(x)))
-    y = torch.relu(self.bn2(self.conv2(y)))
-    y = self.bn3(self.conv3(y))
-    return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
-
-
-def downsample(inplanes, out_channels, stride):
-  if stride == 1 and inplanes == out_channels:
-    return None
-  return nn.Sequential(nn.Conv2d(inplanes, out_channels, 1, stride, bias=False),
-                       nn.BatchNorm2d(out_channels))
-
-
-class TorchResNet(nn.Module):
-  """torchvision.models.ResNet without `fc`, with a width multiplier and the CIFAR stem."""
-
-  def __init__(self, block, layers, width, cifar_stem):
-    super().__init__()
-    base = int(64 * width)
-    self.conv1 = (nn.Conv2d(3, base, 3, 1, 1, bias=False) if cifar_stem
-                  else nn.Conv2d(3, base, 7, 2, 3, bias=False))
-    self.bn1 = nn.BatchNorm2d(base)
-    self.maxpool = nn.Identity() if cifar_stem else nn.MaxPool2d(3, 2, 1)
-    inplanes = base
-    for stage, blocks in enumerate(layers):
-      planes = int(64 * 2**stage * width)
-      stack = []
-      for i in range(blocks):
-        stack.append(block(inplanes, planes, 2 if stage > 0 and i == 0 else 1))
-        inplanes = planes * block.expansion
-      setattr(self, f"layer{stage + 1}", nn.Sequential(*stack))
-
-  def forward(self, x):
-    x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-    for stage in range(1, 5):
-      x = getattr(self, f"layer{stage}")(x)
-    return x.mean(dim=(2, 3))
+# The plain-torch ResNet with torchvision's structure and names.
+torch_reference = benchmark_scripts.load("torch_reference")
 
 
 def model_config(arch, width, cifar_stem):
@@ -126,9 +58,7 @@ def test_torch_resnet_from_the_safetensors_export_gives_the_same_features(
   assert state["conv1.weight"].shape[2:] == ((3, 3) if cifar_stem else (7, 7))
   assert "layer2.0.downsample.0.weight" in state and "layer2.0.downsample.1.running_var" in state
   assert state["bn1.num_batches_tracked"] == 7
-  block, layers = ((Bottleneck, (3, 4, 6, 3)) if arch == "resnet50"
-                   else (BasicBlock, (1, 1, 1, 1)))
-  reference = TorchResNet(block, layers, width, cifar_stem).eval()
+  reference = torch_reference.resnet(arch, width, cifar_stem).eval()
   reference.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
 
   images = np.random.default_rng(1).uniform(size=(4, 32, 32, 3)).astype(np.float32)
