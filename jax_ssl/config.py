@@ -78,7 +78,11 @@ def base_config():
       label_fraction=1.0,      # linear_eval / finetune: class-balanced fraction of train labels
       augment=ml_collections.ConfigDict(dict(
           recipe="simclr",     # simclr | byol | multicrop: see data.pipeline.RECIPES
+          path="auto",         # auto | host | device | resident: see data.pipeline.PATHS
           crop_area_min=0.08, crop_area_max=1.0,
+          # linear_eval and finetune train on crops from this fraction of the area up to
+          # crop_area_max (torchvision's RandomResizedCrop default, as SimCLR and MoCo)
+          labelled_crop_area_min=0.08,
           aspect_min=3 / 4, aspect_max=4 / 3,
           flip=True,
           color_strength=1.0,  # SimCLR's s, scaling `jitter`
@@ -240,7 +244,8 @@ def use_tiny_digits(c):
   28 pixels, batch 64 (on a CPU, small batches of a narrow net keep
   activations in cache), 15 epochs, evaluated against the random-init
   encoder. Augmentations scaled to digits: crops from 40% of the area (a
-  smaller crop of a digit is a stroke fragment), no flip (mirrored digits are
+  smaller crop of a digit is a stroke fragment; 80% for the labelled
+  protocols, whose classifier is tested on whole digits), no flip (mirrored digits are
   other glyphs), colour strength 0.5, no blur. kNN uses k=20: k=200 would be
   half of each class's 400 examples.
   """
@@ -251,6 +256,7 @@ def use_tiny_digits(c):
   c.data.image_size = 28
   c.data.shuffle_buffer = 4000
   c.data.augment.crop_area_min = 0.4
+  c.data.augment.labelled_crop_area_min = 0.8  # a linear probe on digits wants whole digits
   c.data.augment.flip = False
   c.data.augment.color_strength = 0.5
   c.data.augment.blur_prob = 0.0

@@ -32,8 +32,12 @@ def create_state(run, method, tx):
                    out_shardings=parallel.replicated(run.mesh))(config.seed)
 
 
-def make_train_step(run, method, tx, schedule):
+def make_train_step(run, method, tx, schedule, prepare=None):
+  """The jitted update step. `prepare(batch, step)`, when given, turns what the host
+  sent into the views batch inside the step (augmentation on the devices, data.device)."""
   def train_step(state, batch):
+    if prepare is not None:
+      batch = prepare(batch, state["step"])
     rng, step_rng = jax.random.split(state["rng"])
     unlabelled = {k: v for k, v in batch.items() if k != "label"}  # labels are the probe's
 

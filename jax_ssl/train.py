@@ -7,6 +7,7 @@ import itertools
 import jax
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from jax_ssl import checkpoint, config as config_lib, data, evaluate, export, methods, metrics
 from jax_ssl import models, optim, parallel, preemption, probe, step as step_lib
@@ -54,6 +55,13 @@ def _check_finite(step, step_metrics, manager, keys=("loss", "grad_norm", "param
       + f"; stopped, and {kept} in {manager.directory}")
 
 
+def _skipped_images(host_batches):
+  """Images every process has dropped as undecodable so far."""
+  if jax.process_count() == 1:
+    return host_batches.skipped
+  return int(np.sum(multihost_utils.process_allgather(np.int64(host_batches.skipped))))
+
+
 def train_and_evaluate(config, workdir):
   """Pretrains the method of `config` in `workdir` (resuming if it holds a checkpoint).
 
@@ -68,9 +76,12 @@ def train_and_evaluate(config, workdir):
       config, source.num_train)
   manager = checkpoint.make_manager(workdir, config.train)
   checkpoint.check_resumable(workdir, config, manager)
-
-  # ---- Mesh, model, optimizer. ----
   mesh = parallel.make_mesh()
+  augment_path = data.device.resolve_path(config.data, source, jax.default_backend())
+  resident = (data.device.resident_dataset(source, mesh, config.train.batch_size)
+              if augment_path == "resident" else None)
+
+  # ---- Model, optimizer. ----
   model = method.create_model(config)
   peak_lr = optim.scaled_learning_rate(config.optim, config.train.batch_size)
   schedule = optim.warmup_cosine(peak_lr, warmup_steps, total_steps,
@@ -89,9 +100,9 @@ def train_and_evaluate(config, workdir):
   metrics.forget_lost_steps(workdir, start_step)
   writer = metrics.MetricWriter(workdir)
   encoder_of = step_lib.make_encoder(model)
-  logging.info("%s on %s: %d steps (%d per epoch), peak lr %.4g, %d devices, start at step %d",
-               config.method, config.data.source, last_step, steps_per_epoch, peak_lr,
-               jax.device_count(), start_step)
+  logging.info("%s on %s: %d steps (%d per epoch), peak lr %.4g, %d devices, augmentation "
+               "on the %s path, start at step %d", config.method, config.data.source, last_step,
+               steps_per_epoch, peak_lr, jax.device_count(), augment_path, start_step)
 
   def report(step, results):
     writer.write(step, results)
@@ -103,15 +114,22 @@ def train_and_evaluate(config, workdir):
                                                   pairs=pairs))
 
   # ---- The loop. ----
-  train_step = step_lib.make_train_step(run, method, tx, schedule)
-  batches = data.pretrain_batches(
-      config.data, source, local_batch_size=parallel.local_batch_size(config.train.batch_size),
-      seed=config.seed, process_index=jax.process_index(),
-      process_count=jax.process_count(), start_step=start_step)
-  batches = device_prefetch(batches, mesh)
+  prepare = data.device.make_prepare(config.data, data.pipeline.view_groups(config.data), mesh,
+                                     config.seed, augment_path, config.train.batch_size)
+  train_step = step_lib.make_train_step(run, method, tx, schedule, prepare)
+  if resident is not None:  # the devices hold the data: the host sends nothing
+    host_batches, batches = None, itertools.repeat(resident)
+  else:
+    host_batches = data.pretrain_batches(
+        config.data, source, local_batch_size=parallel.local_batch_size(config.train.batch_size),
+        seed=config.seed, process_index=jax.process_index(),
+        process_count=jax.process_count(), start_step=start_step,
+        colour_on_host=augment_path == "host")
+    batches = device_prefetch(host_batches, mesh)
   first_batch = next(batches)
   batches = itertools.chain([first_batch], batches)
-  pairs = evaluate.positive_pairs(first_batch)  # alignment, at every evaluation
+  pairs = evaluate.positive_pairs(  # alignment, at every evaluation
+      first_batch if prepare is None else jax.jit(prepare)(first_batch, start_step))
   final = {}
   if start_step == 0 and config.eval.baseline:
     final.update(run_evaluation(0, prefix="baseline_"))
@@ -137,6 +155,8 @@ def train_and_evaluate(config, workdir):
       if step % config.train.log_every_steps == 0 or step == last_step:
         logged = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
         logged.update(images_per_sec=progress.tick(step), epoch=step / steps_per_epoch)
+        if host_batches is not None:
+          logged["skipped_images"] = float(_skipped_images(host_batches))
         writer.write(step, logged)
         progress.line(step, logged)
         final.update(logged)

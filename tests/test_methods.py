@@ -127,9 +127,15 @@ def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
   assert np.abs(kernels[3] - kernels[2]).max() > 1e-6  # then they train
 
 
-@pytest.mark.parametrize("recipe", ["moco_v2_r50", "moco_v3_r50", "byol_r50", "swav_r50"])
-def test_three_steps_through_the_config_on_mock_data(recipe, tmp_path):
+# Each augmentation path runs end to end: BYOL's asymmetric pair with its colour ops on
+# the devices, and SwAV's multi-crop with the dataset (CIFAR-10's fixed-size images)
+# resident there, crops and all.
+@pytest.mark.parametrize("recipe, path", [("moco_v2_r50", "host"), ("moco_v3_r50", "host"),
+                                          ("byol_r50", "device"), ("swav_r50", "resident")])
+def test_three_steps_through_the_config_on_mock_data(recipe, path, tmp_path):
+  source = "tfds:cifar10" if path == "resident" else "tfds:imagenet2012"
   config = load_config([f"--config={REPO / 'configs' / recipe}.py:tiny",
+                        f"--config.data.augment.path={path}", f"--config.data.source={source}",
                         "--config.train.batch_size=16", "--config.train.max_steps=3",
                         "--config.data.image_size=16", "--config.eval.batch_size=32",
                         "--config.eval.linear_epochs=1", "--config.eval.baseline=False",

@@ -70,14 +70,19 @@ def _check_run(workdir, steps):
   assert export.read_info(str(workdir))["step"] == steps  # the encoder was exported
 
 
-def test_main_on_an_image_folder(digit_folder, tmp_path):
-  stdout = run_main([f"--config={REPO / 'configs/simclr_tiny.py'}", f"--workdir={tmp_path}",
-            f"--config.data.source=folder:{digit_folder}", "--config.train.batch_size=16",
-            "--config.train.max_steps=3", "--config.data.image_size=16",
-            "--config.train.log_every_steps=1", "--config.eval.batch_size=32",
-            "--config.eval.linear_epochs=5"], tmp_path)
+def test_an_image_folder_with_augmentation_on_the_devices(digit_folder, tmp_path, capsys):
+  # The device path: the host decodes each crop's window (JPEG and PNG) and flips; the
+  # colour ops run in the jitted step on 8 devices.
+  config = load_config([f"--config={REPO / 'configs/simclr_tiny.py'}",
+                        f"--config.data.source=folder:{digit_folder}",
+                        "--config.train.batch_size=16", "--config.data.augment.path=device",
+                        "--config.train.max_steps=3", "--config.data.image_size=16",
+                        "--config.train.log_every_steps=1", "--config.eval.batch_size=32",
+                        "--config.eval.linear_epochs=5"])
+  train.train_and_evaluate(config, str(tmp_path))
   _check_run(tmp_path, steps=3)
-  assert "step 3/3" in stdout and "linear_top1" in stdout
+  stdout = capsys.readouterr().out
+  assert "step 3/3" in stdout and "linear_top1" in stdout and "skipped_images 0" in stdout
 
 
 def test_tfds_mock_data_with_command_line_overrides(tmp_path):

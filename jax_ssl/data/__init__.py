@@ -1,4 +1,6 @@
-"""Data: image sources, SimCLR augmentations and host input pipelines."""
+"""Data: image sources, augmentations on the host (tf.data) and on the devices (JAX)."""
+from jax_ssl.data import device
+from jax_ssl.data import pipeline
 from jax_ssl.data.augment import color_distortion
 from jax_ssl.data.augment import color_jitter
 from jax_ssl.data.augment import random_flip

@@ -225,6 +225,23 @@ def random_solarize(image, seed, prob):
 
 
 # ----------------------------------------------------------------- views ----
+def colour_view(image, seeds, augment_config, blur_prob, solarize_prob):
+  """The part of a view after crop and flip: colour jitter, grayscale, blur, solarize.
+
+  `seeds` is [4, 2]: one seed for each of the four ops.
+  """
+  cfg = augment_config
+  color_seed, gray_seed, blur_seed, solarize_seed = tf.unstack(seeds)
+  image = color_distortion(image, color_seed, cfg.color_strength,
+                           cfg.color_prob, tuple(cfg.jitter))
+  image = random_grayscale(image, gray_seed, cfg.grayscale_prob)
+  if blur_prob > 0:
+    image = random_gaussian_blur(image, blur_seed, blur_prob)
+  if solarize_prob > 0:
+    image = random_solarize(image, solarize_seed, solarize_prob)
+  return tf.clip_by_value(image, 0.0, 1.0)
+
+
 def simclr_view(image, seed, augment_config, size, area_range=None,
                 blur_prob=None, solarize_prob=None):
   """One view: crop, flip, colour jitter, grayscale, blur, solarize, in order.
@@ -236,17 +253,9 @@ def simclr_view(image, seed, augment_config, size, area_range=None,
   area_range = area_range or (cfg.crop_area_min, cfg.crop_area_max)
   blur_prob = cfg.blur_prob if blur_prob is None else blur_prob
   solarize_prob = cfg.solarize_prob if solarize_prob is None else solarize_prob
-  crop_seed, flip_seed, color_seed, gray_seed, blur_seed, solarize_seed = (
-      tf.unstack(split_seed(seed, 6)))
-  image = random_resized_crop(image, crop_seed, size, area_range,
+  seeds = split_seed(seed, 6)  # crop, flip, then the four colour ops
+  image = random_resized_crop(image, seeds[0], size, area_range,
                               (cfg.aspect_min, cfg.aspect_max))
   if cfg.flip:
-    image = random_flip(image, flip_seed)
-  image = color_distortion(image, color_seed, cfg.color_strength,
-                           cfg.color_prob, tuple(cfg.jitter))
-  image = random_grayscale(image, gray_seed, cfg.grayscale_prob)
-  if blur_prob > 0:
-    image = random_gaussian_blur(image, blur_seed, blur_prob)
-  if solarize_prob > 0:
-    image = random_solarize(image, solarize_seed, solarize_prob)
-  return tf.clip_by_value(image, 0.0, 1.0)
+    image = random_flip(image, seeds[1])
+  return colour_view(image, seeds[2:], cfg, blur_prob, solarize_prob)

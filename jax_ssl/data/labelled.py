@@ -1,8 +1,9 @@
 """Labelled training batches for linear evaluation and fine-tuning, and labelled fractions.
 
-Training images get the standard protocol's augmentation: a random resized crop (area and
-aspect ranges of config.data.augment) and a horizontal flip when augment.flip; test images
-go through `pipeline.eval_batches` (resize and centre crop).
+Training images get the standard protocol's augmentation: a random resized crop (area from
+augment.labelled_crop_area_min to augment.crop_area_max, the aspect range of augment) and a
+horizontal flip when augment.flip; test images go through `pipeline.eval_batches` (resize and
+centre crop).
 """
 import numpy as np
 import tensorflow as tf
@@ -54,7 +55,7 @@ def labelled_batches(data_config, source, *, local_batch_size, seed, keep=None,
         tf.random.experimental.stateless_fold_in(key, position), 2))
     image = augment.random_resized_crop(
         pipeline.to_float(example["image"]), crop_seed, size,
-        (cfg.crop_area_min, cfg.crop_area_max), (cfg.aspect_min, cfg.aspect_max))
+        (cfg.labelled_crop_area_min, cfg.crop_area_max), (cfg.aspect_min, cfg.aspect_max))
     if cfg.flip:
       image = augment.random_flip(image, flip_seed)
     return {"image": image, "label": example["label"]}

@@ -9,6 +9,7 @@ Resuming at `start_step` rebuilds the epoch holding position
 start_step * batch and skips into it; nothing depends on the order in which
 tf.data's parallel map finishes.
 """
+import dataclasses
 import functools
 import math
 from typing import Iterator
@@ -16,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from jax_ssl.data import augment
+from jax_ssl.data import augment, sources
 
 _SHUFFLE_STREAM, _AUGMENT_STREAM = 0, 1  # independent seed streams
 # The map functions use tf ops for all control flow, so AutoGraph's rewriting
@@ -26,6 +27,10 @@ _INT64_MAX = np.iinfo(np.int64).max
 # simclr: two views from one distribution; byol: two views whose blur and
 # solarize probabilities differ; multicrop: global and local crops.
 RECIPES = ('simclr', 'byol', 'multicrop')
+# Where the colour ops run: host (tf.data), device (in the jitted step, after
+# the host's crop and flip) or resident (the dataset on the devices, crops and
+# all); auto picks host on CPU, else resident for in-memory datasets, else device.
+PATHS = ('auto', 'host', 'device', 'resident')
 
 
 def check_data_config(data_config):
@@ -34,6 +39,7 @@ def check_data_config(data_config):
   crops = cfg.multicrop
   checks = [
       ('augment.recipe', aug.recipe, aug.recipe in RECIPES, f'one of {RECIPES}'),
+      ('augment.path', aug.path, aug.path in PATHS, f'one of {PATHS}'),
       ('augment.jitter', aug.jitter,
        len(aug.jitter) == 4 and min(aug.jitter) >= 0
        and aug.color_strength * aug.jitter[3] <= 0.5,
@@ -46,6 +52,9 @@ def check_data_config(data_config):
        'an integer >= 1'),
       ('augment.crop_area_min', aug.crop_area_min,
        0 < aug.crop_area_min <= aug.crop_area_max,
+       'in (0, augment.crop_area_max]'),
+      ('augment.labelled_crop_area_min', aug.labelled_crop_area_min,
+       0 < aug.labelled_crop_area_min <= aug.crop_area_max,
        'in (0, augment.crop_area_max]'),
       ('augment.crop_area_max', aug.crop_area_max,
        0 < aug.crop_area_max <= 1, 'in (0, 1]'),
@@ -101,52 +110,97 @@ def _shuffled_stream(shard, shuffle_buffer, shuffle_key, first_epoch):
   return tf.data.Dataset.range(first_epoch, _INT64_MAX).flat_map(epoch)
 
 
-def _views_of(data_config):
-  """(image, seed) -> the recipe's views of one example.
+@dataclasses.dataclass(frozen=True)
+class ViewGroup:
+  """Views of one kind: `count` crops at `size` from `area_range`, with their own
+  blur and solarize probabilities. Stacked groups (multi-crop's 'global' and
+  'local') are [count, S, S, 3] per example; the others one [S, S, 3] view."""
+  name: str
+  count: int
+  size: int
+  area_range: tuple[float, float]
+  blur_prob: float
+  solarize_prob: float
+  stacked: bool
 
-  simclr and byol give {'view1', 'view2': [S, S, 3]}; multicrop gives
-  {'global': [G, S, S, 3], 'local': [V, s, s, 3]} (V may be 0).
-  """
+
+def view_groups(data_config) -> list[ViewGroup]:
+  """The views the recipe makes of each image, in seed order."""
   aug, crops, size = data_config.augment, data_config.multicrop, data_config.image_size
+  area = (aug.crop_area_min, aug.crop_area_max)
+  if aug.recipe in ('simclr', 'byol'):
+    second = ((aug.blur_prob, aug.solarize_prob) if aug.recipe == 'simclr'
+              else (aug.view2_blur_prob, aug.view2_solarize_prob))
+    return [ViewGroup('view1', 1, size, area, aug.blur_prob, aug.solarize_prob, False),
+            ViewGroup('view2', 1, size, area, *second, False)]
+  return [ViewGroup('global', crops.num_global, size, area, aug.blur_prob, aug.solarize_prob, True),
+          ViewGroup('local', crops.num_local, crops.local_size,
+                    (crops.local_area_min, crops.local_area_max), aug.blur_prob,
+                    aug.solarize_prob, True)]
+
+
+def _crop(example, seed, group, augment_config):
+  """A random resized crop of an example's image, float32 [S, S, 3] in [0, 1].
+
+  Encoded JPEGs decode only the crop window (`sources.decode_and_crop`).
+  """
+  aspect = (augment_config.aspect_min, augment_config.aspect_max)
+  if 'encoded' not in example:
+    return augment.random_resized_crop(to_float(example['image']), seed, group.size,
+                                       group.area_range, aspect)
+
+  def box(height, width):
+    return augment.sample_crop_box(seed, height, width, group.area_range, aspect)
+  return augment.resize(to_float(sources.decode_and_crop(example['encoded'], box)), group.size)
+
+
+def _views_of(data_config, colour_on_host=True):
+  """(example, seed) -> {group name: views} for the recipe's view groups.
+
+  With `colour_on_host`, each view is all of `augment.simclr_view`; without, only
+  its crop and flip, as uint8, and `device.py` does the rest in the jitted step.
+  A view's crop and flip come from the same seeds either way.
+  """
+  aug = data_config.augment
+  groups = view_groups(data_config)
 
   # Each distinct view function is traced once and reused across views:
   # this halves the time to build the pipeline.
-  def view_fn(size, **overrides):
+  def view_fn(group):
     @functools.partial(tf.function, autograph=False)
-    def view(image, seed):
-      return augment.simclr_view(image, seed, aug, size, **overrides)
+    def view(example, seed):
+      seeds = augment.split_seed(seed, 6)  # as augment.simclr_view splits it
+      image = _crop(example, seeds[0], group, aug)
+      if aug.flip:
+        image = augment.random_flip(image, seeds[1])
+      if not colour_on_host:
+        return tf.cast(tf.round(image * 255.0), tf.uint8)
+      return augment.colour_view(image, seeds[2:], aug, group.blur_prob, group.solarize_prob)
     return view
 
-  if aug.recipe in ('simclr', 'byol'):
-    first = view_fn(size=size)
-    second = first if aug.recipe == 'simclr' else view_fn(
-        size=size, blur_prob=aug.view2_blur_prob, solarize_prob=aug.view2_solarize_prob)
+  functions = {group.name: view_fn(group) for group in groups}
 
-    def two_views(image, seed):
-      seed1, seed2 = tf.unstack(augment.split_seed(seed, 2))
-      return {'view1': first(image, seed1), 'view2': second(image, seed2)}
-    return two_views
-
-  global_view = view_fn(size=size)
-  local_view = view_fn(size=crops.local_size,
-                       area_range=(crops.local_area_min, crops.local_area_max))
-
-  def multicrop(image, seed):
-    seeds = tf.unstack(augment.split_seed(seed, crops.num_global + crops.num_local))
-    views = {'global': tf.stack([global_view(image, s) for s in seeds[:crops.num_global]])}
-    local = [local_view(image, s) for s in seeds[crops.num_global:]]
-    views['local'] = tf.stack(local) if local else tf.zeros(
-        [0, crops.local_size, crops.local_size, 3])
-    return views
-  return multicrop
+  def views(example, seed):
+    seeds = tf.unstack(augment.split_seed(seed, sum(g.count for g in groups)))
+    out = {}
+    for group in groups:
+      made = [functions[group.name](example, seeds.pop(0)) for _ in range(group.count)]
+      if not group.stacked:
+        out[group.name] = made[0]
+      else:
+        dtype = tf.float32 if colour_on_host else tf.uint8
+        out[group.name] = tf.stack(made) if made else tf.zeros(
+            [0, group.size, group.size, 3], dtype)
+    return out
+  return views
 
 
 def pretrain_dataset(data_config, source, *, local_batch_size, seed,
-                     process_index=0, process_count=1,
-                     start_step=0) -> tf.data.Dataset:
-  """The tf.data.Dataset behind `pretrain_batches`."""
+                     process_index=0, process_count=1, start_step=0,
+                     colour_on_host=True) -> tf.data.Dataset:
+  """The tf.data.Dataset behind `pretrain_batches`; batches carry 'position'."""
   check_data_config(data_config)
-  shard = source.dataset('train', process_index, process_count)
+  shard = source.dataset('train', process_index, process_count, decoded=False)
   shard_size = _shard_size(shard)
   if shard_size == 0:
     raise ValueError(f'process {process_index} of {process_count} got no '
@@ -158,36 +212,64 @@ def pretrain_dataset(data_config, source, *, local_batch_size, seed,
                             first // shard_size)
   stream = stream.skip(first % shard_size).enumerate(start=first)
   augment_key = _key(seed, process_index, _AUGMENT_STREAM)
-
-  make_views = _views_of(data_config)
+  make_views = _views_of(data_config, colour_on_host)
 
   @_plain_tf
   def views(position, example):
-    views = make_views(to_float(example['image']),
-                       tf.random.experimental.stateless_fold_in(augment_key,
-                                                                position))
-    return {**views, 'label': example['label']}
+    seed = tf.random.experimental.stateless_fold_in(augment_key, position)
+    return {**make_views(example, seed), 'label': example['label'],
+            'position': position}
 
-  stream = stream.map(views, num_parallel_calls=tf.data.AUTOTUNE)
+  # A file that fails to decode is dropped here, and counted by the gap it
+  # leaves in the positions (see SkipCounter).
+  stream = stream.map(views, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
   return stream.batch(local_batch_size, drop_remainder=True).prefetch(
       tf.data.AUTOTUNE)
 
 
+class SkipCounter:
+  """Strips 'position' from batches and counts the examples that never arrived.
+
+  Positions are consecutive unless an example failed to decode, so the count
+  is (positions spanned) - (examples delivered). A resumed run restarts at
+  position start_step * b, so with skipped files it sees the stream shifted by
+  the number skipped before the interruption.
+  """
+
+  def __init__(self, batches, first_position):
+    self._batches = batches
+    self._next_position = first_position
+    self.skipped = 0
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    batch = dict(next(self._batches))
+    positions = batch.pop('position')
+    self.skipped += int(positions[-1]) + 1 - self._next_position - len(positions)
+    self._next_position = int(positions[-1]) + 1
+    return batch
+
+
 def pretrain_batches(data_config, source, *, local_batch_size, seed,
-                     process_index=0, process_count=1,
-                     start_step=0) -> Iterator[dict[str, np.ndarray]]:
+                     process_index=0, process_count=1, start_step=0,
+                     colour_on_host=True) -> SkipCounter:
   """Infinite batches of the recipe's views and 'label': int32 [b].
 
   simclr and byol: {'view1', 'view2': float32 [b, S, S, 3]}; multicrop:
-  {'global': [b, G, S, S, 3], 'local': [b, V, s, s, 3]}.
+  {'global': [b, G, S, S, 3], 'local': [b, V, s, s, 3]}. Without
+  `colour_on_host` the views are uint8 crops, flipped, for `data.device`.
 
   Step k's batch depends only on (seed, k, process_index); starting at
-  `start_step` gives the same batches as advancing a fresh iterator.
+  `start_step` gives the same batches as advancing a fresh iterator. The
+  iterator's `skipped` counts the images that failed to decode.
   """
-  return pretrain_dataset(
+  dataset = pretrain_dataset(
       data_config, source, local_batch_size=local_batch_size, seed=seed,
       process_index=process_index, process_count=process_count,
-      start_step=start_step).as_numpy_iterator()
+      start_step=start_step, colour_on_host=colour_on_host)
+  return SkipCounter(dataset.as_numpy_iterator(), start_step * local_batch_size)
 
 
 def eval_image(image, size, crop_fraction):

@@ -1,0 +1,68 @@
+"""The host pipeline's two modes and its handling of files that fail to decode."""
+import numpy as np
+import tensorflow as tf
+
+from jax_ssl import config as config_lib
+from jax_ssl.data import make_source, pipeline
+
+
+def folder_config(root, **augment):
+  cfg = config_lib.base_config().data
+  cfg.source = f"folder:{root}"
+  cfg.image_size = 16
+  cfg.shuffle_buffer = 64
+  cfg.augment.update(augment)
+  return cfg
+
+
+def write_folder(root, count, corrupt=()):
+  """`count` 24 x 20 JPEG and PNG training images, some of them cut short."""
+  rng = np.random.default_rng(0)
+  for split in ("train", "test"):
+    (root / split / "a").mkdir(parents=True)
+  for i in range(count):
+    image = rng.integers(0, 256, (24, 20, 3), np.uint8)
+    encoded = (tf.io.encode_png(image) if i % 2 else tf.io.encode_jpeg(image)).numpy()
+    if i in corrupt:
+      encoded = encoded[:len(encoded) // 3]  # the header survives, the pixels do not
+    (root / "train" / "a" / f"{i}.{'png' if i % 2 else 'jpg'}").write_bytes(encoded)
+  (root / "test" / "a" / "0.png").write_bytes(tf.io.encode_png(image).numpy())
+  return root
+
+
+def test_undecodable_files_are_skipped_and_counted(tmp_path):
+  cfg = folder_config(write_folder(tmp_path, 24, corrupt=(3, 10, 17)))
+  batches = pipeline.pretrain_batches(cfg, make_source(cfg), local_batch_size=7, seed=0)
+  seen = [next(batches) for _ in range(6)]  # 42 examples: two passes over the 21 good ones
+  assert all(b["view1"].shape == (7, 16, 16, 3) and "position" not in b for b in seen)
+  # Two epochs read: each skipped the 3 bad files, except what the 6th batch had not
+  # reached yet.
+  assert batches.skipped in (5, 6)
+
+
+def test_device_mode_sends_the_host_modes_crops_as_uint8(tmp_path):
+  """With the colour ops off, the two modes differ only by the uint8 rounding."""
+  cfg = folder_config(write_folder(tmp_path, 8), color_prob=0.0, grayscale_prob=0.0,
+                      blur_prob=0.0, recipe="byol", view2_blur_prob=0.0,
+                      view2_solarize_prob=0.0)
+  source = make_source(cfg)
+  host = next(pipeline.pretrain_batches(cfg, source, local_batch_size=8, seed=1))
+  device = next(pipeline.pretrain_batches(cfg, source, local_batch_size=8, seed=1,
+                                          colour_on_host=False))
+  for name in ("view1", "view2"):
+    assert device[name].dtype == np.uint8
+    np.testing.assert_allclose(device[name] / 255, host[name], atol=0.5 / 255 + 1e-6)
+  np.testing.assert_array_equal(device["label"], host["label"])
+
+
+def test_view_groups_follow_the_recipe():
+  cfg = config_lib.base_config().data
+  cfg.augment.recipe = "byol"
+  first, second = pipeline.view_groups(cfg)
+  assert (first.blur_prob, second.blur_prob) == (0.5, 0.1)
+  assert (first.solarize_prob, second.solarize_prob) == (0.0, 0.2)
+  cfg.augment.recipe = "multicrop"
+  global_crops, local_crops = pipeline.view_groups(cfg)
+  assert (global_crops.count, global_crops.size, local_crops.count, local_crops.size) == (
+      2, 224, 6, 96)
+  assert local_crops.area_range == (0.05, 0.14) and local_crops.stacked
