@@ -145,8 +145,7 @@ def run(args):
 
 def time_device_augment(data_config, mesh, batch, batch_size, repeats=5):
   """Milliseconds per batch for the colour ops on the devices, after compilation."""
-  prepare = jax.jit(device_lib.make_prepare(data_config, pipeline.view_groups(data_config), mesh,
-                                            seed=0, path="device",
+  prepare = jax.jit(device_lib.make_prepare(data_config, mesh, seed=0, path="device",
                                             global_batch_size=batch_size))
   jax.block_until_ready(prepare(batch, 0))
   start = time.perf_counter()

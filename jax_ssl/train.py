@@ -114,8 +114,8 @@ def train_and_evaluate(config, workdir):
                                                   pairs=pairs))
 
   # ---- The loop. ----
-  prepare = data.device.make_prepare(config.data, data.pipeline.view_groups(config.data), mesh,
-                                     config.seed, augment_path, config.train.batch_size)
+  prepare = data.device.make_prepare(config.data, mesh, config.seed, augment_path,
+                                     config.train.batch_size)
   train_step = step_lib.make_train_step(run, method, tx, schedule, prepare)
   if resident is not None:  # the devices hold the data: the host sends nothing
     host_batches, batches = None, itertools.repeat(resident)

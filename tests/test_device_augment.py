@@ -74,8 +74,13 @@ def test_crop_and_resize_is_tf_crop_then_bicubic_resize():
 
 
 def test_small_images_are_upscaled_to_the_crop_size():
-  view = device.random_resized_crop(hand_made_image(5, 7), jax.random.key(0), 32)
-  assert view.shape == (32, 32, 3)
+  flat = np.full((5, 7, 3), 0.3, np.float32)
+  view = device.random_resized_crop(flat, jax.random.key(0), 32)
+  np.testing.assert_allclose(view, np.full((32, 32, 3), 0.3), atol=1e-6)
+  # A horizontal ramp stays a ramp: the upscaled columns rise from left to right.
+  ramp = np.broadcast_to(np.linspace(0, 1, 7, dtype=np.float32)[None, :, None], (5, 7, 3))
+  whole = np.asarray(device.crop_and_resize(ramp, jnp.array([0.0, 0.0, 5.0, 7.0]), 32))
+  assert (np.diff(whole[16, :, 0]) >= -1e-6).all() and whole[16, -1, 0] - whole[16, 0, 0] > 0.8
 
 
 def test_crop_boxes_follow_the_host_distribution():
@@ -187,7 +192,7 @@ def test_device_path_is_the_same_on_one_device_and_on_eight(recipe):
   outputs = []
   for devices in (jax.devices()[:1], jax.devices()):
     mesh = parallel.make_mesh(devices)
-    prepare = jax.jit(device.make_prepare(cfg, groups, mesh, seed=3, path="device",
+    prepare = jax.jit(device.make_prepare(cfg, mesh, seed=3, path="device",
                                           global_batch_size=16))
     outputs.append(jax.device_get(prepare(parallel.global_batch(batch, mesh), 7)))
   one, eight = outputs
@@ -221,8 +226,8 @@ def test_resident_dataset_draws_every_example_once_an_epoch():
   mesh = parallel.make_mesh()
   data = device.resident_dataset(ArraySource(), mesh, global_batch_size=32)
   assert data["images"].sharding.spec == jax.sharding.PartitionSpec("data")
-  prepare = jax.jit(device.make_prepare(cfg, pipeline.view_groups(cfg), mesh, seed=0,
-                                        path="resident", global_batch_size=32))
+  prepare = jax.jit(device.make_prepare(cfg, mesh, seed=0, path="resident",
+                                        global_batch_size=32))
   # 12 examples per device, 4 per device per step: steps 0-2 are epoch 0, 3-5 epoch 1.
   labels = [np.asarray(prepare(data, step)["label"]) for step in range(6)]
   first_epoch, second_epoch = np.concatenate(labels[:3]), np.concatenate(labels[3:])

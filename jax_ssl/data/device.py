@@ -21,7 +21,7 @@ import tensorflow as tf
 from jax.sharding import PartitionSpec as P
 
 from jax_ssl import parallel
-from jax_ssl.data import augment
+from jax_ssl.data import augment, pipeline
 
 _CROP_ATTEMPTS = 10
 
@@ -235,7 +235,7 @@ def to_float(images):
 
 
 # ---------------------------------------------------------- whole batches ----
-_SHUFFLE_STREAM = 1
+_SHUFFLE_STREAM, _AUGMENT_STREAM = 1, 2  # independent key streams from one seed
 
 
 def resolve_path(data_config, source, backend):
@@ -251,7 +251,8 @@ def resolve_path(data_config, source, backend):
 
 def example_keys(seed, step, first_index, count):
   """One key per example, from (seed, step, the example's index in the global batch)."""
-  base = jax.random.fold_in(jax.random.key(seed), step)
+  stream = jax.random.fold_in(jax.random.key(seed), _AUGMENT_STREAM)
+  base = jax.random.fold_in(stream, step)
   return jax.vmap(lambda i: jax.random.fold_in(base, i))(first_index + jnp.arange(count))
 
 
@@ -275,7 +276,7 @@ def _views_for(groups, view_fn, images, keys):
   return out
 
 
-def make_prepare(data_config, groups, mesh, seed, path, global_batch_size):
+def make_prepare(data_config, mesh, seed, path, global_batch_size):
   """(batch, step) -> the views batch the method reads, inside the jitted step.
 
   host: the batch already is that. device: the host sent uint8 crops, flipped;
@@ -285,6 +286,7 @@ def make_prepare(data_config, groups, mesh, seed, path, global_batch_size):
   """
   if path == "host":
     return None
+  groups = pipeline.view_groups(data_config)
   aug = data_config.augment
   axis = parallel.DATA_AXIS
 
