@@ -6,9 +6,9 @@ The pipeline is the one train.py runs, on the SimCLR recipe of the image size
 (32: configs/simclr_cifar10.py, no blur; 224: configs/simclr_r50.py, blur p=0.5):
 
   host    tf.data does everything: crop, flip, colour jitter, grayscale, blur.
-  device  tf.data decodes only each crop's window (JPEG) and flips; the batch goes to
-          the devices as uint8 and the colour ops run there (data/device.py), timed
-          separately as device_augment_ms per batch.
+  device  tf.data decodes each image once (a JPEG only in the window its crops need),
+          crops, resizes and flips; the batch goes to the devices as uint8 and the colour
+          ops run there (data/device.py), timed separately as device_augment_ms per batch.
 
 Data, generated once into --data_dir from scikit-learn's two sample photographs: at 32 px,
 in-memory uint8 arrays (like CIFAR); at 224 px, a folder of JPEGs of ImageNet's

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from jax_ssl import config as config_lib
-from jax_ssl.data import make_source, pipeline
+from jax_ssl.data import augment, make_source, pipeline
 
 
 def folder_config(root, **augment):
@@ -66,3 +66,26 @@ def test_view_groups_follow_the_recipe():
   assert (global_crops.count, global_crops.size, local_crops.count, local_crops.size) == (
       2, 224, 6, 96)
   assert local_crops.area_range == (0.05, 0.14) and local_crops.stacked
+
+
+def test_pipeline_views_are_simclr_views_of_the_same_seeds(tmp_path):
+  """Decoding once per image, resizing from uint8 and flipping after the resize are
+  only faster: every view is `augment.simclr_view` of its seed, from arrays and from
+  PNG bytes alike (JPEG windows differ at their edges, see sources.decode_window)."""
+  cfg = folder_config(tmp_path, recipe="byol", solarize_prob=0.3)
+  cfg.image_size = 24
+  image = np.random.default_rng(3).integers(0, 256, (30, 41, 3), np.uint8)
+  make_views = pipeline._views_of(cfg)  # pylint: disable=protected-access
+  for example in ({"image": tf.constant(image)}, {"encoded": tf.io.encode_png(image)}):
+    for seed in range(6):
+      seed = tf.constant([seed, 7], tf.int64)
+      got = make_views(example, seed)
+      view_seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+      for name, view_seed, (blur, solarize) in zip(
+          ("view1", "view2"), view_seeds,
+          ((cfg.augment.blur_prob, cfg.augment.solarize_prob),
+           (cfg.augment.view2_blur_prob, cfg.augment.view2_solarize_prob))):
+        expected = augment.simclr_view(pipeline.to_float(image), view_seed, cfg.augment, 24,
+                                       blur_prob=blur, solarize_prob=solarize)
+        # Float rounding only: resizing uint8 levels, then scaling, rounds differently.
+        np.testing.assert_allclose(got[name], expected, atol=1e-5)

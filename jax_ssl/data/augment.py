@@ -102,7 +102,8 @@ def random_resized_crop(image, seed, size, area_range=(0.08, 1.0),
 
 def random_flip(image, seed):
   """Mirrors left-right with probability 1/2."""
-  return tf.cond(_coin(seed, 0.5), lambda: image[:, ::-1], lambda: image)
+  # tf.reverse, not image[:, ::-1]: the negative-stride slice is ~20x slower on CPU.
+  return tf.cond(_coin(seed, 0.5), lambda: tf.reverse(image, [1]), lambda: image)
 
 
 # ---------------------------------------------------------------- colour ----

@@ -139,57 +139,80 @@ def view_groups(data_config) -> list[ViewGroup]:
                     aug.solarize_prob, True)]
 
 
-def _crop(example, seed, group, augment_config):
-  """A random resized crop of an example's image, float32 [S, S, 3] in [0, 1].
-
-  Encoded JPEGs decode only the crop window (`sources.decode_and_crop`).
-  """
-  aspect = (augment_config.aspect_min, augment_config.aspect_max)
-  if 'encoded' not in example:
-    return augment.random_resized_crop(to_float(example['image']), seed, group.size,
-                                       group.area_range, aspect)
-
-  def box(height, width):
-    return augment.sample_crop_box(seed, height, width, group.area_range, aspect)
-  return augment.resize(to_float(sources.decode_and_crop(example['encoded'], box)), group.size)
+def _union(boxes):
+  """The smallest box holding all of `boxes`, int32 [n, 4] of (top, left, h, w)."""
+  top_left = tf.reduce_min(boxes[:, :2], axis=0)
+  bottom_right = tf.reduce_max(boxes[:, :2] + boxes[:, 2:], axis=0)
+  return tf.concat([top_left, bottom_right - top_left], 0)
 
 
 def _views_of(data_config, colour_on_host=True):
   """(example, seed) -> {group name: views} for the recipe's view groups.
 
-  With `colour_on_host`, each view is all of `augment.simclr_view`; without, only
-  its crop and flip, as uint8, and `device.py` does the rest in the jitted step.
-  A view's crop and flip come from the same seeds either way.
+  All the views' crop boxes are drawn first, so the image is decoded once, and
+  an encoded JPEG only in the window that holds every box
+  (`sources.decode_window`). Each view is then sliced from it, resized
+  straight from uint8 and flipped. With `colour_on_host` it gets the rest of
+  `augment.simclr_view`; without, it is sent as uint8 and `device.py` does the
+  rest in the jitted step. Each view draws from the seeds `augment.simclr_view`
+  would use, so both paths crop and flip alike.
   """
   aug = data_config.augment
   groups = view_groups(data_config)
+  aspect = (aug.aspect_min, aug.aspect_max)
+  view_group = [group for group in groups for _ in range(group.count)]
 
-  # Each distinct view function is traced once and reused across views:
-  # this halves the time to build the pipeline.
-  def view_fn(group):
+  # One traced function per group, reused for each of its views: this halves
+  # the time to build the pipeline.
+  def finish_fn(group):
     @functools.partial(tf.function, autograph=False)
-    def view(example, seed):
-      seeds = augment.split_seed(seed, 6)  # as augment.simclr_view splits it
-      image = _crop(example, seeds[0], group, aug)
+    def finish(window, box, seeds):
+      top, left, height, width = tf.unstack(box)
+      crop = window[top:top + height, left:left + width]
+      # Bicubic straight from uint8: levels in [0, 255], a little beyond at edges.
+      resized = tf.image.resize(crop, [group.size, group.size], method='bicubic')
+      if not colour_on_host:
+        image = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+      else:
+        image = tf.clip_by_value(resized / 255.0, 0.0, 1.0)
+      # Flipped after the resize, when the crop is usually the larger of the two.
       if aug.flip:
         image = augment.random_flip(image, seeds[1])
       if not colour_on_host:
-        return tf.cast(tf.round(image * 255.0), tf.uint8)
+        return image
       return augment.colour_view(image, seeds[2:], aug, group.blur_prob, group.solarize_prob)
-    return view
+    return finish
 
-  functions = {group.name: view_fn(group) for group in groups}
+  finishers = {group.name: finish_fn(group) for group in groups}
 
   def views(example, seed):
-    seeds = tf.unstack(augment.split_seed(seed, sum(g.count for g in groups)))
+    # As augment.simclr_view splits a view's seed: crop, flip, four colour ops.
+    seeds = [augment.split_seed(view_seed, 6)
+             for view_seed in tf.unstack(augment.split_seed(seed, len(view_group)))]
+
+    def crop_boxes(height, width):
+      return tf.stack([tf.stack(augment.sample_crop_box(s[0], height, width, g.area_range, aspect))
+                       for g, s in zip(view_group, seeds)])
+
+    if 'encoded' in example:
+      def plan(height, width):
+        boxes = crop_boxes(height, width)
+        window = _union(boxes)
+        return window, boxes - tf.concat([window[:2], [0, 0]], 0)
+      window, boxes = sources.decode_window(example['encoded'], plan)
+    else:
+      window = example['image']
+      boxes = crop_boxes(tf.shape(window)[0], tf.shape(window)[1])
+
+    made = [finishers[g.name](window, boxes[i], seeds[i]) for i, g in enumerate(view_group)]
     out = {}
     for group in groups:
-      made = [functions[group.name](example, seeds.pop(0)) for _ in range(group.count)]
+      group_views, made = made[:group.count], made[group.count:]
       if not group.stacked:
-        out[group.name] = made[0]
+        out[group.name] = group_views[0]
       else:
         dtype = tf.float32 if colour_on_host else tf.uint8
-        out[group.name] = tf.stack(made) if made else tf.zeros(
+        out[group.name] = tf.stack(group_views) if group_views else tf.zeros(
             [0, group.size, group.size, 3], dtype)
     return out
   return views

@@ -218,25 +218,38 @@ def decode_and_crop(encoded, crop_box_fn):
   window: a few levels on smooth images, tens at sharp colour edges. A window
   outside the image raises InvalidArgumentError.
   """
+  window, _ = decode_window(encoded, lambda h, w: (crop_box_fn(h, w), ()))
+  return window
+
+
+def decode_window(encoded, plan_fn):
+  """`decode_and_crop` for callers that need more than the window.
+
+  `plan_fn(height, width) -> (box, plan)`: the window to decode and any
+  nested tensors derived from the image size (the crops inside the window,
+  say), returned beside it: (uint8 [crop_h, crop_w, 3], plan).
+  """
   encoded = tf.convert_to_tensor(encoded, tf.string)
 
   def window(height, width):
-    return tf.cast(tf.stack(crop_box_fn(height, width)), tf.int32)
+    box, plan = plan_fn(height, width)
+    return tf.cast(tf.stack(box), tf.int32), plan
 
   def jpeg():
     shape = tf.image.extract_jpeg_shape(encoded)
-    return tf.image.decode_and_crop_jpeg(encoded, window(shape[0], shape[1]),
-                                         channels=3)
+    box, plan = window(shape[0], shape[1])
+    return tf.image.decode_and_crop_jpeg(encoded, box, channels=3), plan
 
   def other():
     image = decode(encoded)
     shape = tf.shape(image)
-    top, left, crop_h, crop_w = tf.unstack(window(shape[0], shape[1]))
+    box, plan = window(shape[0], shape[1])
+    top, left, crop_h, crop_w = tf.unstack(box)
     return tf.slice(image, tf.stack([top, left, 0]),
-                    tf.stack([crop_h, crop_w, 3]))
+                    tf.stack([crop_h, crop_w, 3])), plan
 
-  image = tf.cond(_starts_with(encoded, JPEG_MAGIC), jpeg, other)
-  return tf.ensure_shape(image, [None, None, 3])
+  image, plan = tf.cond(_starts_with(encoded, JPEG_MAGIC), jpeg, other)
+  return tf.ensure_shape(image, [None, None, 3]), plan
 
 
 @tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
