@@ -26,8 +26,14 @@ def make_manager(workdir, train_config):
   options = ocp.CheckpointManagerOptions(
       max_to_keep=train_config.keep_checkpoints, create=True,
       enable_async_checkpointing=True, cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(os.path.join(_absolute(workdir), "checkpoints"),
-                               options=options, item_names=("state",))
+  manager = ocp.CheckpointManager(os.path.join(_absolute(workdir), "checkpoints"),
+                                  options=options, item_names=("state",))
+  # Orbax deletes an earlier run's unfinished checkpoints in a background thread and waits
+  # for it only at the first save. Wait now, so that its listing of the directory never
+  # overlaps the run's own setup (under tfds.testing.mock_data, which swaps the file system
+  # out while a dataset is built, it raised FileNotFoundError at that first save).
+  manager._maybe_await_cleanup_tmp_directory()  # pylint: disable=protected-access
+  return manager
 
 
 def save(manager, step, state):

@@ -130,3 +130,20 @@ def test_bad_data_fails_before_compiling(tmp_path, monkeypatch):
     config.train.batch_size = 4096
     train.train_and_evaluate(config, str(tmp_path / "w"))
   assert not compiled
+
+
+def test_checkpoint_manager_clears_an_unfinished_checkpoint_before_it_returns(tmp_path):
+  """Orbax's background clean-up is over when make_manager returns, so it cannot overlap
+  what the run does next (building datasets under tfds.testing.mock_data, for one)."""
+  unfinished = tmp_path / "checkpoints" / "7.orbax-checkpoint-tmp-1795000000000000"
+  (unfinished / "state").mkdir(parents=True)
+  (unfinished / "state" / "partial").write_bytes(b"\0" * 64)
+  config = config_lib.base_config()
+  manager = checkpoint.make_manager(str(tmp_path), config.train)
+  assert not unfinished.exists()
+  with tfds.testing.mock_data(num_examples=4):
+    tfds.load("cifar10", split="train")
+  checkpoint.save(manager, 1, {"w": np.ones(3, np.float32)})
+  manager.wait_until_finished()
+  assert manager.all_steps() == [1]
+  manager.close()
