@@ -101,6 +101,22 @@ def test_gaussian_blur_of_impulse_is_normalised_gaussian():
   np.testing.assert_allclose(out.sum(axis=(0, 1)), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape, sigma, radius", [((224, 224), 1.7, 11), ((96, 100), 0.6, 4),
+                                                  ((45, 70), 2.0, 2), ((20, 24), 1.0, 4)])
+def test_blur_is_the_reflected_gaussian_convolution(shape, sigma, radius):
+  """The banded products (used from 32 + 2 * radius rows up) and the dense ones below that
+  both equal a plain NumPy convolution of the reflect-padded image."""
+  image = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
+  taps = np.exp(-np.arange(-radius, radius + 1)**2 / (2 * sigma**2))
+  taps /= taps.sum()
+  padded = np.pad(image.astype(np.float64), [(radius, radius), (radius, radius), (0, 0)],
+                  mode="reflect")
+  rows = sum(t * padded[i:i + shape[0]] for i, t in enumerate(taps))
+  expected = sum(t * rows[:, i:i + shape[1]] for i, t in enumerate(taps))
+  got = augment.gaussian_blur(tf.constant(image), sigma, radius).numpy()
+  np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
 def test_blur_keeps_constant_image_constant_even_at_borders():
   image = np.full((20, 24, 3), 0.6, np.float32)
   out = augment.gaussian_blur(image, 2.0, 4).numpy()
