@@ -2,8 +2,10 @@ r"""Views per second that the input pipeline delivers to the devices.
 
   python benchmarks/input_pipeline.py --image_size 224 --path host --seconds 30
 
-The pipeline is the one train.py runs, on the SimCLR recipe of the image size
-(32: configs/simclr_cifar10.py, no blur; 224: configs/simclr_r50.py, blur p=0.5):
+The pipeline is the one train.py runs, by default on the SimCLR recipe of the image size
+(32: configs/simclr_cifar10.py, no blur; 224: configs/simclr_r50.py, blur p=0.5); --config
+takes another config's recipe (swav_r50: 2 global crops and 6 local ones at 96 px, all
+counted as views):
 
   host    tf.data does everything: crop, flip, colour jitter, grayscale, blur.
   device  tf.data decodes each image once (a JPEG only in the window its crops need),
@@ -43,6 +45,8 @@ JPEG_SIZE = (375, 500)
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--image_size", type=int, choices=sorted(RECIPES), default=224)
+  parser.add_argument("--config", default="",
+                      help="a configs/ name whose data recipe to run (default: SimCLR's)")
   parser.add_argument("--path", choices=("host", "device"), default="host")
   parser.add_argument("--seconds", type=float, default=20.0)
   parser.add_argument("--batch", type=int, default=256, help="images per batch (2 views each)")
@@ -57,9 +61,9 @@ def parse_args(argv=None):
   return parser.parse_args(argv)
 
 
-def recipe_data_config(image_size):
+def recipe_data_config(image_size, config_name=""):
   spec = importlib.util.spec_from_file_location("recipe", os.path.join(
-      REPO, "configs", RECIPES[image_size] + ".py"))
+      REPO, "configs", (config_name or RECIPES[image_size]) + ".py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   data = module.get_config().data
@@ -113,7 +117,7 @@ def jpeg_folder_source(data_dir, num_images):
 
 
 def run(args):
-  data_config = recipe_data_config(args.image_size)
+  data_config = recipe_data_config(args.image_size, args.config)
   num_images = args.num_images or (10_000 if args.image_size == 32 else 1_000)
   source = (array_source(num_images) if args.image_size == 32
             else jpeg_folder_source(args.data_dir, num_images))
@@ -121,7 +125,7 @@ def run(args):
   batch_size = args.batch - args.batch % mesh.size
   batches = pipeline.pretrain_batches(data_config, source, local_batch_size=batch_size, seed=0,
                                       colour_on_host=args.path == "host")
-  views_per_batch = 2 * batch_size
+  views_per_batch = batch_size * sum(group.count for group in pipeline.view_groups(data_config))
 
   for _ in range(args.warmup_batches):
     last = parallel.global_batch(next(batches), mesh)
@@ -136,8 +140,8 @@ def run(args):
   result = {"views_per_sec": round(delivered * views_per_batch / elapsed, 1),
             "image_size": args.image_size, "path": args.path, "host_cores": os.cpu_count(),
             "batch": batch_size, "batches": delivered, "seconds": round(elapsed, 2),
-            "recipe": RECIPES[args.image_size], "device": jax.devices()[0].device_kind,
-            "num_devices": mesh.size}
+            "recipe": args.config or RECIPES[args.image_size],
+            "device": jax.devices()[0].device_kind, "num_devices": mesh.size}
   if args.path == "device":
     result["device_augment_ms"] = time_device_augment(data_config, mesh, last, batch_size)
   return result

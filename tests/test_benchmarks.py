@@ -70,15 +70,18 @@ def test_torch_comparison_is_for_simclr_only(capsys):
   assert "--torch compares SimCLR only" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("image_size, path", [(32, "host"), (224, "device")])
-def test_input_pipeline_benchmark_delivers_views_and_records_them(image_size, path, tmp_path):
+@pytest.mark.parametrize("image_size, path, config", [
+    (32, "host", ""), (224, "device", ""), (224, "device", "swav_r50")])
+def test_input_pipeline_benchmark_delivers_views_and_records_them(image_size, path, config,
+                                                                  tmp_path):
   bench = benchmark_scripts.load("input_pipeline")
   results = tmp_path / "results.jsonl"
   args = bench.parse_args(["--image_size", str(image_size), "--path", path, "--seconds", "0.2",
                            "--batch", "8", "--num_images", "12", "--warmup_batches", "1",
-                           "--data_dir", str(tmp_path / "data"),
+                           "--data_dir", str(tmp_path / "data"), "--config", config,
                            "--results_file", str(results)])
   result = bench.run(args)
+  assert result["recipe"] == (config or bench.RECIPES[image_size])
   assert result["views_per_sec"] > 0 and result["batches"] >= 1
   assert (result["image_size"], result["path"], result["batch"]) == (image_size, path, 8)
   assert result["host_cores"] >= 1 and result["num_devices"] == 8
