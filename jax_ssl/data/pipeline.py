@@ -140,10 +140,12 @@ def view_groups(data_config) -> list[ViewGroup]:
 
 
 def _union(boxes):
-  """The smallest box holding all of `boxes`, int32 [n, 4] of (top, left, h, w)."""
-  top_left = tf.reduce_min(boxes[:, :2], axis=0)
-  bottom_right = tf.reduce_max(boxes[:, :2] + boxes[:, 2:], axis=0)
-  return tf.concat([top_left, bottom_right - top_left], 0)
+  """The smallest box holding all of `boxes`, each (top, left, h, w) int32 scalars."""
+  top = functools.reduce(tf.minimum, [box[0] for box in boxes])
+  left = functools.reduce(tf.minimum, [box[1] for box in boxes])
+  bottom = functools.reduce(tf.maximum, [box[0] + box[2] for box in boxes])
+  right = functools.reduce(tf.maximum, [box[1] + box[3] for box in boxes])
+  return top, left, bottom - top, right - left
 
 
 def _views_of(data_config, colour_on_host=True):
@@ -167,7 +169,7 @@ def _views_of(data_config, colour_on_host=True):
   def finish_fn(group):
     @functools.partial(tf.function, autograph=False)
     def finish(window, box, seeds):
-      top, left, height, width = tf.unstack(box)
+      top, left, height, width = box
       crop = window[top:top + height, left:left + width]
       # Bicubic straight from uint8: levels in [0, 255], a little beyond at edges.
       resized = tf.image.resize(crop, [group.size, group.size], method='bicubic')
@@ -190,15 +192,18 @@ def _views_of(data_config, colour_on_host=True):
     seeds = [augment.split_seed(view_seed, 6)
              for view_seed in tf.unstack(augment.split_seed(seed, len(view_group)))]
 
+    # Boxes stay tuples of scalars: stacking them costs more ops than it saves.
     def crop_boxes(height, width):
-      return tf.stack([tf.stack(augment.sample_crop_box(s[0], height, width, g.area_range, aspect))
-                       for g, s in zip(view_group, seeds)])
+      return [augment.sample_crop_box(s[0], height, width, g.area_range, aspect)
+              for g, s in zip(view_group, seeds)]
 
     if 'encoded' in example:
       def plan(height, width):
         boxes = crop_boxes(height, width)
-        window = _union(boxes)
-        return window, boxes - tf.concat([window[:2], [0, 0]], 0)
+        top, left, window_h, window_w = _union(boxes)
+        return ((top, left, window_h, window_w),
+                tuple((box_top - top, box_left - left, h, w)
+                      for box_top, box_left, h, w in boxes))
       window, boxes = sources.decode_window(example['encoded'], plan)
     else:
       window = example['image']
