@@ -83,6 +83,10 @@ def test_input_pipeline_benchmark_delivers_views_and_records_them(image_size, pa
   result = bench.run(args)
   assert result["recipe"] == (config or bench.RECIPES[image_size])
   assert result["views_per_sec"] > 0 and result["batches"] >= 1
+  # Every view of a batch counts: SimCLR's 2 per image, multi-crop's 2 + 6.
+  views_per_image = 8 if config == "swav_r50" else 2
+  assert result["views_per_sec"] == pytest.approx(
+      result["batches"] * 8 * views_per_image / result["seconds"], rel=0.05)
   assert (result["image_size"], result["path"], result["batch"]) == (image_size, path, 8)
   assert result["host_cores"] >= 1 and result["num_devices"] == 8
   assert ("device_augment_ms" in result) == (path == "device")

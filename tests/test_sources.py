@@ -11,7 +11,7 @@ from PIL import Image
 
 from jax_ssl.config import base_config
 from jax_ssl.data import augment, make_source, sources
-from jax_ssl.data.sources import decode, decode_and_crop
+from jax_ssl.data.sources import decode, decode_window
 
 RNG = np.random.default_rng(0)
 NOISE = RNG.integers(0, 256, (13, 17, 4), np.uint8)  # odd sizes: no block alignment
@@ -113,9 +113,15 @@ def test_decode_rejects_unknown_bytes():
     decode(b'not an image at all')
 
 
-# ---------------------------------------------------- decode and crop ----
+# ---------------------------------------------------- decode a window ----
+def decode_and_crop(encoded, box_fn):
+  """The window box_fn(height, width) picks, through `decode_window`."""
+  window, _ = decode_window(encoded, lambda height, width: (box_fn(height, width), ()))
+  return window
+
+
 def crop_pairs(encoded, count=30):
-  """(decode_and_crop, decode then slice) for `count` random windows, in a tf.data map.
+  """(decode_window, decode then slice) for `count` random windows, in a tf.data map.
 
   The windows are drawn as a random resized crop draws them.
   """

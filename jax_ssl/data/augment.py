@@ -18,7 +18,7 @@ import tensorflow as tf
 
 # ITU-R 601 luma weights, the ones `tf.image.rgb_to_grayscale` uses.
 GRAYSCALE_WEIGHTS = (0.2989, 0.5870, 0.1140)
-_CROP_ATTEMPTS = 10  # torchvision's count before the centre-crop fallback
+CROP_ATTEMPTS = 10  # torchvision's count before the centre-crop fallback
 
 
 def split_seed(seed, num):
@@ -43,7 +43,7 @@ def sample_crop_box(seed, height, width, area_range=(0.08, 1.0),
                     aspect_range=(3 / 4, 4 / 3)):
   """Inception-style crop box (top, left, crop_height, crop_width), int32.
 
-  Tries `_CROP_ATTEMPTS` boxes whose area fraction is ~U[area_range] and whose
+  Tries `CROP_ATTEMPTS` boxes whose area fraction is ~U[area_range] and whose
   aspect ratio (w / h) is log-uniform in aspect_range, keeps the first that
   fits, and falls back to the largest centred box with a clamped aspect ratio
   (as torchvision does; SimCLR's TF op falls back to the whole image).
@@ -52,10 +52,10 @@ def sample_crop_box(seed, height, width, area_range=(0.08, 1.0),
   h = tf.cast(height, tf.float32)
   w = tf.cast(width, tf.float32)
   area = h * w * tf.random.stateless_uniform(
-      [_CROP_ATTEMPTS], area_seed, area_range[0], area_range[1])
+      [CROP_ATTEMPTS], area_seed, area_range[0], area_range[1])
   log_lo, log_hi = math.log(aspect_range[0]), math.log(aspect_range[1])
   aspect = tf.exp(tf.random.stateless_uniform(
-      [_CROP_ATTEMPTS], aspect_seed, log_lo, log_hi))
+      [CROP_ATTEMPTS], aspect_seed, log_lo, log_hi))
   crop_w = tf.math.round(tf.sqrt(area * aspect))
   crop_h = tf.math.round(tf.sqrt(area / aspect))
   fits = (crop_w >= 1) & (crop_w <= w) & (crop_h >= 1) & (crop_h <= h)

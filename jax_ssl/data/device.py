@@ -23,8 +23,6 @@ from jax.sharding import PartitionSpec as P
 from jax_ssl import parallel
 from jax_ssl.data import augment, pipeline
 
-_CROP_ATTEMPTS = 10
-
 
 def _coin(key, prob):
   return jax.random.uniform(key) < prob
@@ -44,9 +42,9 @@ def sample_crop_box(key, height, width, area_range=(0.08, 1.0), aspect_range=(3 
   """
   area_key, aspect_key, top_key, left_key = jax.random.split(key, 4)
   h, w = float(height), float(width)
-  area = h * w * jax.random.uniform(area_key, [_CROP_ATTEMPTS], minval=area_range[0],
+  area = h * w * jax.random.uniform(area_key, [augment.CROP_ATTEMPTS], minval=area_range[0],
                                     maxval=area_range[1])
-  aspect = jnp.exp(jax.random.uniform(aspect_key, [_CROP_ATTEMPTS],
+  aspect = jnp.exp(jax.random.uniform(aspect_key, [augment.CROP_ATTEMPTS],
                                       minval=math.log(aspect_range[0]),
                                       maxval=math.log(aspect_range[1])))
   crop_w = jnp.round(jnp.sqrt(area * aspect))

@@ -173,16 +173,16 @@ def _views_of(data_config, colour_on_host=True):
       crop = window[top:top + height, left:left + width]
       # Bicubic straight from uint8: levels in [0, 255], a little beyond at edges.
       resized = tf.image.resize(crop, [group.size, group.size], method='bicubic')
-      if not colour_on_host:
-        image = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
-      else:
+      if colour_on_host:
         image = tf.clip_by_value(resized / 255.0, 0.0, 1.0)
+      else:
+        image = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
       # Flipped after the resize, when the crop is usually the larger of the two.
       if aug.flip:
         image = augment.random_flip(image, seeds[1])
-      if not colour_on_host:
-        return image
-      return augment.colour_view(image, seeds[2:], aug, group.blur_prob, group.solarize_prob)
+      if colour_on_host:
+        return augment.colour_view(image, seeds[2:], aug, group.blur_prob, group.solarize_prob)
+      return image
     return finish
 
   finishers = {group.name: finish_fn(group) for group in groups}

@@ -9,7 +9,7 @@ a finite, unshuffled tf.data.Dataset of `{'image': uint8 [h, w, 3],
 
 Folder and TFDS sources also give their examples undecoded,
 `dataset(..., decoded=False)` -> `{'encoded': tf.string, 'label': int32 []}`,
-so a pipeline can decode only the window it crops (`decode_and_crop`).
+so a pipeline can decode only the window it crops (`decode_window`).
 In-memory sources (builtin:mnist) always give decoded images and expose their
 arrays through `Source.arrays(split)`.
 
@@ -205,29 +205,20 @@ def decode(encoded):
 
 
 @tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
-def decode_and_crop(encoded, crop_box_fn):
-  """Image bytes -> the window crop_box_fn picks, uint8 [crop_h, crop_w, 3].
-
-  `crop_box_fn(height, width) -> (top, left, crop_h, crop_w)`, int32 scalars
-  computed with tf ops (it is traced once per branch, without AutoGraph). A
-  JPEG decodes only that window, after reading its size from the header;
-  other formats are decoded whole by `decode` and sliced. The pixels are
-  those of `decode` then slicing, except that for a JPEG with subsampled
-  chroma (4:2:0, 4:2:2) the window's outermost rows and columns may differ,
-  since the decoder upsamples chroma there without the neighbours outside the
-  window: a few levels on smooth images, tens at sharp colour edges. A window
-  outside the image raises InvalidArgumentError.
-  """
-  window, _ = decode_window(encoded, lambda h, w: (crop_box_fn(h, w), ()))
-  return window
-
-
 def decode_window(encoded, plan_fn):
-  """`decode_and_crop` for callers that need more than the window.
+  """Image bytes -> (the window plan_fn picks, uint8 [crop_h, crop_w, 3], plan).
 
-  `plan_fn(height, width) -> (box, plan)`: the window to decode and any
-  nested tensors derived from the image size (the crops inside the window,
-  say), returned beside it: (uint8 [crop_h, crop_w, 3], plan).
+  `plan_fn(height, width) -> (box, plan)`: the window to decode, (top, left,
+  crop_h, crop_w) int32 scalars, and any nested tensors derived from the image
+  size (the crops inside the window, say), returned beside it. Both are
+  computed with tf ops (traced once per branch, without AutoGraph). A JPEG
+  decodes only that window, after reading its size from the header; other
+  formats are decoded whole by `decode` and sliced. The pixels are those of
+  `decode` then slicing, except that for a JPEG with subsampled chroma (4:2:0,
+  4:2:2) the window's outermost rows and columns may differ, since the decoder
+  upsamples chroma there without the neighbours outside the window: a few
+  levels on smooth images, tens at sharp colour edges. A window outside the
+  image raises InvalidArgumentError.
   """
   encoded = tf.convert_to_tensor(encoded, tf.string)
 
@@ -330,7 +321,6 @@ def _tfds_source(name, data_config):
   counts = {split: _tfds_count(builder, data_config, field, tfds_split)
             for (split, tfds_split), field
             in zip(splits.items(), ('train_split', 'test_split'))}
-
 
   def shard(split, process_index, process_count, **kwargs):
     part = tfds.even_splits(splits[split], n=process_count)[process_index]
