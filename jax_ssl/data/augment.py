@@ -48,41 +48,34 @@ def sample_crop_box(seed, height, width, area_range=(0.08, 1.0),
   fits, and falls back to the largest centred box with a clamped aspect ratio
   (as torchvision does; SimCLR's TF op falls back to the whole image).
   """
-  area_seed, aspect_seed, top_seed, left_seed = tf.unstack(split_seed(seed, 4))
+  attempts = CROP_ATTEMPTS
+  # One draw, and no tf.cond: on small images the cost is the number of ops.
+  u = tf.random.stateless_uniform([2 * attempts + 2], seed)
   h = tf.cast(height, tf.float32)
   w = tf.cast(width, tf.float32)
-  area = h * w * tf.random.stateless_uniform(
-      [CROP_ATTEMPTS], area_seed, area_range[0], area_range[1])
+  area = h * w * (area_range[0] + (area_range[1] - area_range[0]) * u[:attempts])
   log_lo, log_hi = math.log(aspect_range[0]), math.log(aspect_range[1])
-  aspect = tf.exp(tf.random.stateless_uniform(
-      [CROP_ATTEMPTS], aspect_seed, log_lo, log_hi))
-  crop_w = tf.math.round(tf.sqrt(area * aspect))
-  crop_h = tf.math.round(tf.sqrt(area / aspect))
+  aspect = tf.exp(log_lo + (log_hi - log_lo) * u[attempts:2 * attempts])
+  # The fallback goes last, so the first box that fits is the fallback only when
+  # no attempt does.
+  image_aspect = w / h
+  clamped = tf.clip_by_value(image_aspect, aspect_range[0], aspect_range[1])
+  wide = image_aspect > clamped
+  crop_w = tf.concat([tf.math.round(tf.sqrt(area * aspect)),
+                      [tf.where(wide, tf.math.round(h * clamped), w)]], 0)
+  crop_h = tf.concat([tf.math.round(tf.sqrt(area / aspect)),
+                      [tf.where(wide, h, tf.math.round(w / clamped))]], 0)
   fits = (crop_w >= 1) & (crop_w <= w) & (crop_h >= 1) & (crop_h <= h)
-
-  def first_fit():
-    i = tf.argmax(tf.cast(fits, tf.int32))
-    return crop_h[i], crop_w[i]
-
-  def centre_fallback():
-    image_aspect = w / h
-    clamped = tf.clip_by_value(image_aspect, aspect_range[0], aspect_range[1])
-    return tf.cond(image_aspect > clamped,
-                   lambda: (h, tf.math.round(h * clamped)),
-                   lambda: (tf.math.round(w / clamped), w))
-
-  crop_h, crop_w = tf.cond(tf.reduce_any(fits), first_fit, centre_fallback)
-  crop_h, crop_w = tf.cast(crop_h, tf.int32), tf.cast(crop_w, tf.int32)
-  height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+  first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
+  crop_h, crop_w = crop_h[first], crop_w[first]
   # Offsets are uniform over the valid positions; the fallback is centred
   # because its box spans one full side, leaving (other_side - crop) / 2 off.
-  top = tf.random.stateless_uniform([], top_seed, 0, height - crop_h + 1,
-                                    dtype=tf.int32)
-  left = tf.random.stateless_uniform([], left_seed, 0, width - crop_w + 1,
-                                     dtype=tf.int32)
-  top, left = tf.cond(tf.reduce_any(fits), lambda: (top, left),
-                      lambda: ((height - crop_h) // 2, (width - crop_w) // 2))
-  return top, left, crop_h, crop_w
+  fallback = tf.equal(first, attempts)
+  top = tf.where(fallback, tf.math.floor((h - crop_h) / 2),
+                 tf.minimum(tf.math.floor(u[-2] * (h - crop_h + 1)), h - crop_h))
+  left = tf.where(fallback, tf.math.floor((w - crop_w) / 2),
+                  tf.minimum(tf.math.floor(u[-1] * (w - crop_w + 1)), w - crop_w))
+  return tuple(tf.cast(x, tf.int32) for x in (top, left, crop_h, crop_w))
 
 
 def resize(image, size):
@@ -167,67 +160,47 @@ def blur_radius(side):
   return side // 10 // 2
 
 
-def _blur_matrix(sigma, radius, n):
-  """[n, n] matrix applying a Gaussian of `radius` along an axis of length n.
-
-  Taps falling outside [0, n) are reflected back inside (edge pixel not
-  repeated), so rows sum to 1 and a constant image stays constant rather
-  than darkening at its border as with SimCLR's zero padding. Built from
-  distances, which is much cheaper than gathering kernel taps.
-  """
-  i = tf.range(n)[:, None]
-  j = tf.range(n)[None, :]
-
-  def taps(distance):
-    distance = tf.cast(distance, tf.float32)
-    weight = tf.exp(-distance**2 / (2.0 * tf.cast(sigma, tf.float32)**2))
-    return tf.where(tf.abs(distance) <= tf.cast(radius, tf.float32), weight,
-                    0.0)
-
-  direct = taps(j - i)
-  reflected_low = tf.where(j > 0, taps(i + j), 0.0)  # tap at -j lands on j
-  reflected_high = tf.where(j < n - 1, taps(2 * (n - 1) - i - j), 0.0)
-  matrix = direct + reflected_low + reflected_high
-  return matrix / tf.reduce_sum(matrix, axis=1, keepdims=True)
+def _blur_taps(sigma, radius):
+  """The 2r + 1 Gaussian weights at distances -r..r, summing to 1."""
+  distance = tf.range(-radius, radius + 1, dtype=tf.float32)
+  taps = tf.exp(-distance**2 / (2.0 * tf.cast(sigma, tf.float32)**2))
+  return taps / tf.reduce_sum(taps)
 
 
 _BAND_BLOCK = 32  # output rows per block of the banded product
 
 
-def _blur_rows(matrix, image, radius):
-  """`matrix @ image` along axis 0, for a blur matrix that is zero beyond `radius` of the
-  diagonal (reflected taps included).
+def _blur_rows(image, taps, radius):
+  """The Gaussian along axis 0 of `image` [n, ...], with reflected borders.
 
-  With a static height, each block of 32 output rows multiplies only the 32 + 2 * radius
-  input rows around it: at 224 px a quarter of the dense product's work, and the same
-  sums, since the skipped entries are zeros.
+  After reflect-padding by `radius`, the convolution is one small Toeplitz matrix
+  [32, 32 + 2r] applied to every window of 32 + 2r padded rows: a few thousand weights,
+  where a whole [n, n] blur matrix would cost more to build than the blur itself.
   """
-  n = image.shape[0]
+  n, rest = tf.shape(image)[0], tf.shape(image)[1:]
   width = _BAND_BLOCK + 2 * radius
-  if n is None or width >= n:
-    return tf.einsum('ij,jwc->iwc', matrix, image)
-  num_blocks = -(-n // _BAND_BLOCK)
-  starts = np.clip(np.arange(num_blocks) * _BAND_BLOCK - radius, 0, n - width)
-  window = starts[:, None] + np.arange(width)  # [blocks, width] input rows
-  blocks = tf.reshape(tf.pad(matrix, [[0, num_blocks * _BAND_BLOCK - n], [0, 0]]),
-                      [num_blocks, _BAND_BLOCK, n])
-  blocks = tf.gather(blocks, window, axis=2, batch_dims=1)  # [blocks, 32, width]
-  rows = tf.gather(tf.reshape(image, [n, -1]), window)  # [blocks, width, w * c]
-  out = tf.reshape(tf.matmul(blocks, rows), [num_blocks * _BAND_BLOCK, -1])[:n]
-  return tf.reshape(out, tf.shape(image))
+  num_blocks = (n + _BAND_BLOCK - 1) // _BAND_BLOCK
+  # REFLECT leaves the edge pixel out, as the taps reflected at the border do.
+  padded = tf.pad(tf.reshape(image, [n, -1]), [[radius, radius], [0, 0]], mode='REFLECT')
+  padded = tf.pad(padded, [[0, num_blocks * _BAND_BLOCK - n], [0, 0]])  # rows to discard
+  windows = tf.gather(padded, tf.range(num_blocks)[:, None] * _BAND_BLOCK + tf.range(width))
+  offsets = np.arange(width)[None, :] - np.arange(_BAND_BLOCK)[:, None]  # tap index
+  in_reach = (offsets >= 0) & (offsets <= 2 * radius)
+  toeplitz = tf.where(in_reach, tf.gather(taps, np.clip(offsets, 0, 2 * radius)), 0.0)
+  out = tf.reshape(tf.matmul(toeplitz, windows), [num_blocks * _BAND_BLOCK, -1])[:n]
+  return tf.reshape(out, tf.concat([[n], rest], 0))
 
 
 def gaussian_blur(image, sigma, radius):
   """Separable Gaussian blur with reflected borders, as two banded matrix products.
 
-  On CPU at 224 px this takes about a third of the time of the dense products and a
-  quarter of tf.nn.depthwise_conv2d's. `radius` must be smaller than both sides.
+  On CPU at 224 px this takes a fraction of the time of dense [n, n] products (whose
+  matrices alone cost more than the blur) or of tf.nn.depthwise_conv2d.
+  `radius` must be smaller than both sides.
   """
-  shape = tf.shape(image)
-  rows = _blur_matrix(sigma, radius, shape[0])
-  cols = _blur_matrix(sigma, radius, shape[1])
-  image = _blur_rows(rows, image, radius)
-  return tf.transpose(_blur_rows(cols, tf.transpose(image, [1, 0, 2]), radius), [1, 0, 2])
+  taps = _blur_taps(sigma, radius)
+  image = _blur_rows(image, taps, radius)
+  return tf.transpose(_blur_rows(tf.transpose(image, [1, 0, 2]), taps, radius), [1, 0, 2])
 
 
 def random_gaussian_blur(image, seed, prob, sigma_range=(0.1, 2.0)):
