@@ -20,8 +20,9 @@ from jax_ssl import parallel
 # forward in test_methods.py.
 RECIPES = ["configs/simclr_tiny.py", "configs/swav_tiny.py"]
 # Sinkhorn's exp(scores / epsilon) magnifies the rounding of another reduction order
-# (see distributed_steps.recipe_config).
-PARAM_ATOL = {"configs/swav_tiny.py": 3e-5}
+# (see distributed_steps.recipe_config): parameters of about 1e-2 part by 1e-5 to 6e-5
+# after 5 steps, depending on the batches drawn.
+PARAM_ATOL = {"configs/swav_tiny.py": 1e-4}
 STEPS = 5
 WORKER = pathlib.Path(distributed_steps.__file__)
 
