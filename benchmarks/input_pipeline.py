@@ -11,6 +11,8 @@ counted as views):
   device  tf.data decodes each image once (a JPEG only in the window its crops need),
           crops, resizes and flips; the batch goes to the devices as uint8 and the colour
           ops run there (data/device.py), timed separately as device_augment_ms per batch.
+  baseline  the recipe written straightforwardly from tf.image's ops (straightforward.py),
+          the yardstick for the host path: SimCLR views only, the same data and delivery.
 
 Data, generated once into --data_dir from scikit-learn's two sample photographs: at 32 px,
 in-memory uint8 arrays (like CIFAR); at 224 px, a folder of JPEGs of ImageNet's
@@ -38,6 +40,8 @@ import tensorflow as tf  # noqa: E402
 from jax_ssl import parallel  # noqa: E402
 from jax_ssl.data import device as device_lib, pipeline, sources  # noqa: E402
 
+import straightforward  # noqa: E402  (benchmarks/, on the path as the script's folder)
+
 RECIPES = {32: "simclr_cifar10", 224: "simclr_r50"}
 JPEG_SIZE = (375, 500)
 
@@ -47,7 +51,7 @@ def parse_args(argv=None):
   parser.add_argument("--image_size", type=int, choices=sorted(RECIPES), default=224)
   parser.add_argument("--config", default="",
                       help="a configs/ name whose data recipe to run (default: SimCLR's)")
-  parser.add_argument("--path", choices=("host", "device"), default="host")
+  parser.add_argument("--path", choices=("host", "device", "baseline"), default="host")
   parser.add_argument("--seconds", type=float, default=20.0)
   parser.add_argument("--batch", type=int, default=256, help="images per batch (2 views each)")
   parser.add_argument("--num_images", type=int, default=0,
@@ -118,13 +122,19 @@ def jpeg_folder_source(data_dir, num_images):
 
 def run(args):
   data_config = recipe_data_config(args.image_size, args.config)
+  if args.path == "baseline" and data_config.augment.recipe != "simclr":
+    raise ValueError(f"--path baseline makes SimCLR views only; {args.config} uses the "
+                     f"{data_config.augment.recipe!r} recipe")
   num_images = args.num_images or (10_000 if args.image_size == 32 else 1_000)
   source = (array_source(num_images) if args.image_size == 32
             else jpeg_folder_source(args.data_dir, num_images))
   mesh = parallel.make_mesh()
   batch_size = args.batch - args.batch % mesh.size
-  batches = pipeline.pretrain_batches(data_config, source, local_batch_size=batch_size, seed=0,
-                                      colour_on_host=args.path == "host")
+  if args.path == "baseline":
+    batches = straightforward.pretrain_dataset(data_config, source, batch_size).as_numpy_iterator()
+  else:
+    batches = pipeline.pretrain_batches(data_config, source, local_batch_size=batch_size, seed=0,
+                                        colour_on_host=args.path == "host")
   views_per_batch = batch_size * sum(group.count for group in pipeline.view_groups(data_config))
 
   for _ in range(args.warmup_batches):

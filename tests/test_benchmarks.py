@@ -3,6 +3,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import benchmark_scripts
@@ -71,7 +72,7 @@ def test_torch_comparison_is_for_simclr_only(capsys):
 
 
 @pytest.mark.parametrize("image_size, path, config", [
-    (32, "host", ""), (224, "device", ""), (224, "device", "swav_r50")])
+    (32, "host", ""), (224, "device", ""), (224, "device", "swav_r50"), (224, "baseline", "")])
 def test_input_pipeline_benchmark_delivers_views_and_records_them(image_size, path, config,
                                                                   tmp_path):
   bench = benchmark_scripts.load("input_pipeline")
@@ -95,3 +96,23 @@ def test_input_pipeline_benchmark_delivers_views_and_records_them(image_size, pa
   assert recorded["benchmark"] == "input_pipeline"
   assert recorded["views_per_sec"] == result["views_per_sec"] and "tensorflow-cpu" in recorded[
       "versions"]
+
+
+def test_straightforward_baseline_makes_two_different_simclr_views(tmp_path):
+  bench = benchmark_scripts.load("input_pipeline")
+  straightforward = benchmark_scripts.load("straightforward")
+  data_config = bench.recipe_data_config(32)
+  batch = next(straightforward.pretrain_dataset(
+      data_config, bench.array_source(16), batch_size=8).as_numpy_iterator())
+  assert batch["view1"].shape == batch["view2"].shape == (8, 32, 32, 3)
+  for views in (batch["view1"], batch["view2"]):
+    assert views.dtype == np.float32 and views.min() >= 0.0 and views.max() <= 1.0
+  assert np.abs(batch["view1"] - batch["view2"]).mean() > 0.02
+
+
+def test_input_pipeline_baseline_is_for_simclr_views_only(tmp_path):
+  bench = benchmark_scripts.load("input_pipeline")
+  args = bench.parse_args(["--image_size", "224", "--path", "baseline", "--config", "swav_r50",
+                           "--data_dir", str(tmp_path)])
+  with pytest.raises(ValueError, match="SimCLR views only"):
+    bench.run(args)
