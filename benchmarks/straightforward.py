@@ -13,6 +13,8 @@ import functools
 
 import tensorflow as tf
 
+from jax_ssl.data import augment
+
 
 def _apply_with_prob(fn, image, seed, prob):
   coin = tf.random.stateless_uniform([], seed) < prob
@@ -37,8 +39,7 @@ def _jitter(image, seed, strength, jitter):
 
 
 def _blur(image, seed):
-  side = image.shape[0]
-  radius = side // 10 // 2
+  radius = augment.blur_radius(image.shape[0])  # the same kernel size as jax_ssl's
   sigma = tf.random.stateless_uniform([], seed, 0.1, 2.0)
   distance = tf.range(-radius, radius + 1, dtype=tf.float32)
   taps = tf.exp(-distance**2 / (2.0 * sigma**2))

@@ -104,8 +104,8 @@ def test_gaussian_blur_of_impulse_is_normalised_gaussian():
 @pytest.mark.parametrize("shape, sigma, radius", [((224, 224), 1.7, 11), ((96, 100), 0.6, 4),
                                                   ((45, 70), 2.0, 2), ((20, 24), 1.0, 4)])
 def test_blur_is_the_reflected_gaussian_convolution(shape, sigma, radius):
-  """The banded products (used from 32 + 2 * radius rows up) and the dense ones below that
-  both equal a plain NumPy convolution of the reflect-padded image."""
+  """The banded products equal a plain NumPy convolution of the reflect-padded image, on
+  sides that are and are not multiples of the 32-row block, and smaller than it."""
   image = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
   taps = np.exp(-np.arange(-radius, radius + 1)**2 / (2 * sigma**2))
   taps /= taps.sum()

@@ -98,7 +98,7 @@ def test_input_pipeline_benchmark_delivers_views_and_records_them(image_size, pa
       "versions"]
 
 
-def test_straightforward_baseline_makes_two_different_simclr_views(tmp_path):
+def test_straightforward_baseline_makes_two_different_simclr_views():
   bench = benchmark_scripts.load("input_pipeline")
   straightforward = benchmark_scripts.load("straightforward")
   data_config = bench.recipe_data_config(32)

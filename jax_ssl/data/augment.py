@@ -170,12 +170,20 @@ def _blur_taps(sigma, radius):
 _BAND_BLOCK = 32  # output rows per block of the banded product
 
 
-def _blur_rows(image, taps, radius):
+def _toeplitz_block(taps, radius):
+  """[32, 32 + 2r]: row i holds the taps at columns i..i + 2r, zeros elsewhere."""
+  offsets = np.arange(_BAND_BLOCK + 2 * radius)[None, :] - np.arange(_BAND_BLOCK)[:, None]
+  in_reach = (offsets >= 0) & (offsets <= 2 * radius)
+  return tf.where(in_reach, tf.gather(taps, np.clip(offsets, 0, 2 * radius)), 0.0)
+
+
+def _blur_rows(image, block, radius):
   """The Gaussian along axis 0 of `image` [n, ...], with reflected borders.
 
-  After reflect-padding by `radius`, the convolution is one small Toeplitz matrix
-  [32, 32 + 2r] applied to every window of 32 + 2r padded rows: a few thousand weights,
-  where a whole [n, n] blur matrix would cost more to build than the blur itself.
+  After reflect-padding by `radius`, the convolution is one small Toeplitz block
+  [32, 32 + 2r] (`_toeplitz_block`) applied to every window of 32 + 2r padded rows: a few
+  thousand weights, where a whole [n, n] blur matrix would cost more to build than the
+  blur itself.
   """
   n, rest = tf.shape(image)[0], tf.shape(image)[1:]
   width = _BAND_BLOCK + 2 * radius
@@ -184,10 +192,7 @@ def _blur_rows(image, taps, radius):
   padded = tf.pad(tf.reshape(image, [n, -1]), [[radius, radius], [0, 0]], mode='REFLECT')
   padded = tf.pad(padded, [[0, num_blocks * _BAND_BLOCK - n], [0, 0]])  # rows to discard
   windows = tf.gather(padded, tf.range(num_blocks)[:, None] * _BAND_BLOCK + tf.range(width))
-  offsets = np.arange(width)[None, :] - np.arange(_BAND_BLOCK)[:, None]  # tap index
-  in_reach = (offsets >= 0) & (offsets <= 2 * radius)
-  toeplitz = tf.where(in_reach, tf.gather(taps, np.clip(offsets, 0, 2 * radius)), 0.0)
-  out = tf.reshape(tf.matmul(toeplitz, windows), [num_blocks * _BAND_BLOCK, -1])[:n]
+  out = tf.reshape(tf.matmul(block, windows), [num_blocks * _BAND_BLOCK, -1])[:n]
   return tf.reshape(out, tf.concat([[n], rest], 0))
 
 
@@ -198,9 +203,9 @@ def gaussian_blur(image, sigma, radius):
   matrices alone cost more than the blur) or of tf.nn.depthwise_conv2d.
   `radius` must be smaller than both sides.
   """
-  taps = _blur_taps(sigma, radius)
-  image = _blur_rows(image, taps, radius)
-  return tf.transpose(_blur_rows(tf.transpose(image, [1, 0, 2]), taps, radius), [1, 0, 2])
+  block = _toeplitz_block(_blur_taps(sigma, radius), radius)  # one block for both axes
+  image = _blur_rows(image, block, radius)
+  return tf.transpose(_blur_rows(tf.transpose(image, [1, 0, 2]), block, radius), [1, 0, 2])
 
 
 def random_gaussian_blur(image, seed, prob, sigma_range=(0.1, 2.0)):
