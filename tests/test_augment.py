@@ -183,6 +183,33 @@ def test_random_resized_crop_resizes_the_sampled_box():
       32, 32, 3)
 
 
+@pytest.mark.parametrize('shape, box, size', [
+    ((40, 30), (5, 7, 20, 16), 16),   # downscaled, away from the image's edges
+    ((32, 32), (0, 0, 32, 32), 24),   # the whole image
+    ((28, 28), (9, 3, 19, 25), 32),   # upscaled, touching the bottom edge
+    ((7, 5), (0, 0, 7, 5), 32),       # a tiny image upscaled
+])
+def test_matrix_crop_is_tf_resize_of_the_slice(shape, box, size):
+  """Small static images are cropped by matrix products (which XLA compiles); they
+  equal slicing and tf.image.resize to float rounding, at the crop's edges too."""
+  image = np.random.default_rng(1).integers(0, 256, (*shape, 3), np.uint8)
+  assert augment.crops_by_matrices(image.shape)
+  top, left, h, w = box
+  expected = tf.image.resize(image[top:top + h, left:left + w], [size, size],
+                             method='bicubic').numpy()
+  for dtype, scale in ((np.uint8, 1), (np.float32, 1 / 255)):
+    got = augment.crop_and_resize(tf.constant((image * scale).astype(dtype)), box, size)
+    np.testing.assert_allclose(got, expected * scale, atol=2e-4 * scale * 255 / 50)
+  compiled = tf.function(lambda x: augment.crop_and_resize(x, box, size), jit_compile=True)
+  np.testing.assert_allclose(compiled(tf.constant(image)), expected, atol=1e-3)
+
+
+def test_large_or_dynamic_images_are_sliced_and_resized():
+  assert not augment.crops_by_matrices((224, 224, 3))
+  assert not augment.crops_by_matrices((None, 32, 3))
+  assert augment.crops_by_matrices((128, 128, 3))
+
+
 def test_simclr_view_with_everything_off_is_identity():
   image = colourful(16, 16)
   off = augment_config(crop_area_min=1.0, aspect_min=1.0, aspect_max=1.0,

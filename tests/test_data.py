@@ -21,9 +21,9 @@ def data_config(**overrides):
   return cfg
 
 
-def indexed_source(n):
-  """n 8x8 images whose label is their index, to follow examples around."""
-  images = np.random.default_rng(0).integers(0, 256, (n, 8, 8, 3), np.uint8)
+def indexed_source(n, shape=(8, 8)):
+  """n images of `shape` whose label is their index, to follow examples around."""
+  images = np.random.default_rng(0).integers(0, 256, (n, *shape, 3), np.uint8)
   labels = np.arange(n, dtype=np.int32)
 
   def read(split, process_index, process_count):

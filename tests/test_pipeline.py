@@ -1,9 +1,14 @@
-"""The host pipeline's two modes and its handling of files that fail to decode."""
+"""The host pipeline's modes, its compiled stages, and its handling of files that fail to
+decode."""
+import functools
+
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from jax_ssl import config as config_lib
 from jax_ssl.data import augment, make_source, pipeline
+from test_data import indexed_source
 
 
 def folder_config(root, **augment):
@@ -89,3 +94,52 @@ def test_pipeline_views_are_simclr_views_of_the_same_seeds(tmp_path):
                                        blur_prob=blur, solarize_prob=solarize)
         # Float rounding only: resizing uint8 levels, then scaling, rounds differently.
         np.testing.assert_allclose(got[name], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("recipe", ["byol", "multicrop"])
+def test_small_in_memory_images_become_views_in_one_compiled_loop(recipe):
+  """The batch XLA makes holds, for each example, the views `_views_of` makes of it from
+  the seed of its position, compiled alike: the loop mixes no examples or seeds."""
+  cfg = folder_config("unused", recipe=recipe, solarize_prob=0.3)
+  cfg.image_size = 10
+  cfg.multicrop.update(num_global=2, num_local=2, local_size=6)
+  source = indexed_source(20, (14, 12))
+  images = next(iter(source.dataset("train").batch(20)))["image"].numpy()
+  batch = next(iter(pipeline.pretrain_dataset(cfg, source, local_batch_size=6, seed=2)))
+  key = pipeline._key(2, 0, pipeline._AUGMENT_STREAM)  # pylint: disable=protected-access
+  make_views = pipeline._views_of(cfg)  # pylint: disable=protected-access
+
+  @functools.partial(tf.function, jit_compile=True)
+  def views_of(image, position):
+    return make_views({"image": image},
+                      tf.random.experimental.stateless_fold_in(key, position))
+
+  names = [group.name for group in pipeline.view_groups(cfg)]
+  for i, (label, position) in enumerate(zip(batch["label"], batch["position"])):
+    expected = views_of(tf.constant(images[label]), position)
+    for name in names:
+      np.testing.assert_allclose(batch[name][i], expected[name], atol=1e-6)
+  assert not np.allclose(batch[names[0]][0], batch[names[0]][1], atol=0.05)
+
+
+def test_colour_stage_colours_each_view_from_its_own_seeds(tmp_path):
+  """Decoded images are cropped one by one and coloured a batch at a time; a view's
+  colour depends on its seeds alone, not on its place in the batch."""
+  cfg = folder_config(tmp_path, recipe="byol", solarize_prob=0.3, color_prob=1.0)
+  image = np.random.default_rng(3).integers(0, 256, (30, 41, 3), np.uint8)
+  make_views = pipeline._views_of(cfg, defer_colour=True)  # pylint: disable=protected-access
+  made = [make_views({"encoded": tf.io.encode_png(image)}, tf.constant([seed, 7], tf.int64))
+          for seed in range(4)]
+  batch = {name: tf.stack([views[name] for views in made]) for name in made[0]}
+  coloured = pipeline._colour_stage(cfg)(batch)  # pylint: disable=protected-access
+  assert set(coloured) == {"view1", "view2"}
+  for name, (blur, solarize) in (("view1", (cfg.augment.blur_prob, cfg.augment.solarize_prob)),
+                                 ("view2", (cfg.augment.view2_blur_prob,
+                                            cfg.augment.view2_solarize_prob))):
+    colour_one = tf.function(
+        lambda view, seeds, b=blur, s=solarize: augment.colour_view(view, seeds, cfg.augment, b, s),
+        jit_compile=True)
+    for i in range(4):
+      expected = colour_one(batch[name][i], batch[name + "_colour_seeds"][i])
+      np.testing.assert_allclose(coloured[name][i], expected, atol=1e-6)
+      assert np.abs(coloured[name][i] - batch[name][i]).max() > 0.01  # jitter always applied

@@ -67,7 +67,8 @@ def sample_crop_box(seed, height, width, area_range=(0.08, 1.0),
                       [tf.where(wide, h, tf.math.round(w / clamped))]], 0)
   fits = (crop_w >= 1) & (crop_w <= w) & (crop_h >= 1) & (crop_h <= h)
   first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
-  crop_h, crop_w = crop_h[first], crop_w[first]
+  # gather, not crop_h[first]: XLA would need a slice's bounds as constants.
+  crop_h, crop_w = tf.gather(crop_h, first), tf.gather(crop_w, first)
   # Offsets are uniform over the valid positions; the fallback is centred
   # because its box spans one full side, leaving (other_side - crop) / 2 off.
   fallback = tf.equal(first, attempts)
@@ -78,20 +79,68 @@ def sample_crop_box(seed, height, width, area_range=(0.08, 1.0),
   return tuple(tf.cast(x, tf.int32) for x in (top, left, crop_h, crop_w))
 
 
-def resize(image, size):
-  """Bicubic resize to [size, size] (as SimCLR), clipped back into [0, 1]."""
-  resized = tf.image.resize(image, [size, size], method='bicubic')
-  return tf.clip_by_value(resized, 0.0, 1.0)
+# Images up to this many pixels, of a static shape, are cropped by matrix products.
+MATRIX_CROP_MAX_PIXELS = 128 * 128
+_CUBIC_TABLE = 1024  # tf's bicubic resize rounds each tap offset to 1/1024 pixel
+
+
+def crops_by_matrices(shape):
+  """Whether `crop_and_resize` crops an image of `shape` by matrix products: it
+  then has static shapes throughout, so XLA can compile it."""
+  height, width = shape[0], shape[1]
+  return height is not None and width is not None and height * width <= MATRIX_CROP_MAX_PIXELS
+
+
+def _keys_cubic(x, a=-0.5):
+  x = tf.abs(x)
+  return tf.where(x <= 1.0, ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0,
+                  tf.where(x < 2.0, ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a, 0.0))
+
+
+def _bicubic_matrix(start, length, size, n):
+  """[size, n]: resizes pixels [start, start + length) of an axis of n pixels to `size`.
+
+  The weights are those tf.image.resize's bicubic kernel gives the sliced crop (Keys,
+  a = -0.5, half-pixel centres): taps beyond the crop get none and the others are
+  renormalised, and each tap offset is rounded to 1/1024 as tf's weight table is.
+  """
+  start, length = tf.cast(start, tf.float32), tf.cast(length, tf.float32)
+  centre = (tf.range(size, dtype=tf.float32) + 0.5) * (length / size) - 0.5
+  base = tf.math.floor(centre)
+  offset = tf.math.round((centre - base) * _CUBIC_TABLE) / _CUBIC_TABLE
+  taps = tf.constant([-1.0, 0.0, 1.0, 2.0])
+  in_crop = (base[:, None] + taps >= 0) & (base[:, None] + taps < length)
+  weights = tf.where(in_crop, _keys_cubic(offset[:, None] - taps), 0.0)
+  weights /= tf.reduce_sum(weights, axis=1, keepdims=True)
+  pixels = tf.cast(tf.clip_by_value(base[:, None] + taps, 0.0, length - 1.0) + start, tf.int32)
+  return tf.einsum('sk,skn->sn', weights, tf.one_hot(pixels, n))
+
+
+def crop_and_resize(image, box, size):
+  """The box (top, left, height, width) of `image` resized bicubically (as SimCLR) to
+  [size, size], float32 in the input's levels (uint8 input gives [0, 255], a little
+  beyond at sharp edges).
+
+  Small images of a static shape (`crops_by_matrices`) are cropped by two matrix
+  products, which XLA compiles and which equal tf.image.resize of the slice to float
+  rounding; others are sliced and resized.
+  """
+  top, left, height, width = box
+  if not crops_by_matrices(image.shape):
+    crop = image[top:top + height, left:left + width]
+    return tf.image.resize(crop, [size, size], method='bicubic')
+  rows = _bicubic_matrix(top, height, size, image.shape[0])
+  columns = _bicubic_matrix(left, width, size, image.shape[1])
+  resized = tf.einsum('ij,jwc->iwc', rows, tf.cast(image, tf.float32))
+  return tf.einsum('kw,iwc->ikc', columns, resized)
 
 
 def random_resized_crop(image, seed, size, area_range=(0.08, 1.0),
                         aspect_range=(3 / 4, 4 / 3)):
-  """A random crop (see `sample_crop_box`) resized to [size, size, 3]."""
+  """A random crop (see `sample_crop_box`) resized to [size, size, 3], in [0, 1]."""
   shape = tf.shape(image)
-  top, left, crop_h, crop_w = sample_crop_box(seed, shape[0], shape[1],
-                                              area_range, aspect_range)
-  crop = image[top:top + crop_h, left:left + crop_w]
-  return resize(crop, size)
+  box = sample_crop_box(seed, shape[0], shape[1], area_range, aspect_range)
+  return tf.clip_by_value(crop_and_resize(image, box, size), 0.0, 1.0)
 
 
 def random_flip(image, seed):

@@ -148,31 +148,35 @@ def _union(boxes):
   return top, left, bottom - top, right - left
 
 
-def _views_of(data_config, colour_on_host=True):
+_COLOUR_SEEDS = '_colour_seeds'  # suffix of the per-view seeds the colour stage consumes
+
+
+def _views_of(data_config, colour_on_host=True, defer_colour=False):
   """(example, seed) -> {group name: views} for the recipe's view groups.
 
   All the views' crop boxes are drawn first, so the image is decoded once, and
   an encoded JPEG only in the window that holds every box
-  (`sources.decode_window`). Each view is then sliced from it, resized
-  straight from uint8 and flipped. With `colour_on_host` it gets the rest of
-  `augment.simclr_view`; without, it is sent as uint8 and `device.py` does the
-  rest in the jitted step. Each view draws from the seeds `augment.simclr_view`
-  would use, so both paths crop and flip alike.
+  (`sources.decode_window`). Each view is then cropped and resized straight
+  from uint8 (`augment.crop_and_resize`) and flipped. With `colour_on_host` it
+  gets the rest of `augment.simclr_view`, here or, with `defer_colour`, in
+  `_colour_stage` after batching (the views then carry their colour seeds);
+  without, it is sent as uint8 and `device.py` does the rest in the jitted step.
+  Each view draws from the seeds `augment.simclr_view` would use, so every path
+  crops and flips alike.
   """
   aug = data_config.augment
   groups = view_groups(data_config)
   aspect = (aug.aspect_min, aug.aspect_max)
   view_group = [group for group in groups for _ in range(group.count)]
+  colour_here = colour_on_host and not defer_colour
 
   # One traced function per group, reused for each of its views: this halves
   # the time to build the pipeline.
   def finish_fn(group):
     @functools.partial(tf.function, autograph=False)
     def finish(window, box, seeds):
-      top, left, height, width = box
-      crop = window[top:top + height, left:left + width]
       # Bicubic straight from uint8: levels in [0, 255], a little beyond at edges.
-      resized = tf.image.resize(crop, [group.size, group.size], method='bicubic')
+      resized = augment.crop_and_resize(window, box, group.size)
       if colour_on_host:
         image = tf.clip_by_value(resized / 255.0, 0.0, 1.0)
       else:
@@ -180,7 +184,7 @@ def _views_of(data_config, colour_on_host=True):
       # Flipped after the resize, when the crop is usually the larger of the two.
       if aug.flip:
         image = augment.random_flip(image, seeds[1])
-      if colour_on_host:
+      if colour_here:
         return augment.colour_view(image, seeds[2:], aug, group.blur_prob, group.solarize_prob)
       return image
     return finish
@@ -213,20 +217,79 @@ def _views_of(data_config, colour_on_host=True):
     out = {}
     for group in groups:
       group_views, made = made[:group.count], made[group.count:]
+      group_seeds, seeds = seeds[:group.count], seeds[group.count:]
       if not group.stacked:
         out[group.name] = group_views[0]
       else:
         dtype = tf.float32 if colour_on_host else tf.uint8
         out[group.name] = tf.stack(group_views) if group_views else tf.zeros(
             [0, group.size, group.size, 3], dtype)
+      if colour_on_host and defer_colour and group.count:
+        colour_seeds = tf.stack([s[2:] for s in group_seeds])
+        out[group.name + _COLOUR_SEEDS] = colour_seeds if group.stacked else colour_seeds[0]
     return out
   return views
+
+
+def _colour_stage(data_config):
+  """Batches of cropped, flipped float views and their colour seeds -> the views
+  with `augment.colour_view` applied, each drawing from its own seeds.
+
+  XLA compiles the whole batch into one loop over its views (fused ops, a branch
+  taken per view), which costs a fraction of running tf's kernels view by view.
+  Its random numbers differ from uncompiled tf's for the same seeds; the
+  distribution is the same.
+  """
+  aug = data_config.augment
+  groups = [group for group in view_groups(data_config) if group.count]
+
+  @functools.partial(tf.function, jit_compile=True, autograph=False)
+  def colour(batch):
+    batch = dict(batch)
+    for group in groups:
+      views, seeds = batch[group.name], batch.pop(group.name + _COLOUR_SEEDS)
+      view_shape = [group.size, group.size, 3]
+      coloured = tf.map_fn(
+          lambda args, g=group: augment.colour_view(args[0], args[1], aug, g.blur_prob,
+                                                    g.solarize_prob),
+          (tf.reshape(views, [-1, *view_shape]), tf.reshape(seeds, [-1, 4, 2])),
+          fn_output_signature=tf.TensorSpec(view_shape, tf.float32))
+      batch[group.name] = tf.reshape(coloured, tf.shape(views))
+    return batch
+  return colour
+
+
+def _compiled_views(data_config, colour_on_host, augment_key):
+  """(positions [b], examples) -> the batch's views, made by XLA in one loop over
+  the examples, crops included: for small images of a static shape
+  (`augment.crops_by_matrices`), where running tf's ops example by example costs
+  many times the arithmetic."""
+  make_views = _views_of(data_config, colour_on_host)
+  dtype = tf.float32 if colour_on_host else tf.uint8
+  spec = {group.name: tf.TensorSpec(([group.count] if group.stacked else [])
+                                    + [group.size, group.size, 3], dtype)
+          for group in view_groups(data_config)}
+
+  @functools.partial(tf.function, jit_compile=True, autograph=False)
+  def batch_views(positions, examples):
+    def one(args):
+      position, image = args
+      seed = tf.random.experimental.stateless_fold_in(augment_key, position)
+      return make_views({'image': image}, seed)
+    views = tf.map_fn(one, (positions, examples['image']), fn_output_signature=spec)
+    return {**views, 'label': examples['label'], 'position': positions}
+  return batch_views
 
 
 def pretrain_dataset(data_config, source, *, local_batch_size, seed,
                      process_index=0, process_count=1, start_step=0,
                      colour_on_host=True) -> tf.data.Dataset:
-  """The tf.data.Dataset behind `pretrain_batches`; batches carry 'position'."""
+  """The tf.data.Dataset behind `pretrain_batches`; batches carry 'position'.
+
+  Small in-memory images are batched first and made into views by XLA
+  (`_compiled_views`). Other images are decoded, cropped and flipped one by
+  one, and the host's colour ops then run on whole batches (`_colour_stage`).
+  """
   check_data_config(data_config)
   shard = source.dataset('train', process_index, process_count, decoded=False)
   shard_size = _shard_size(shard)
@@ -240,7 +303,14 @@ def pretrain_dataset(data_config, source, *, local_batch_size, seed,
                             first // shard_size)
   stream = stream.skip(first % shard_size).enumerate(start=first)
   augment_key = _key(seed, process_index, _AUGMENT_STREAM)
-  make_views = _views_of(data_config, colour_on_host)
+  image_spec = shard.element_spec.get('image')
+  if image_spec is not None and augment.crops_by_matrices(image_spec.shape):
+    stream = stream.batch(local_batch_size, drop_remainder=True).map(
+        _compiled_views(data_config, colour_on_host, augment_key),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    return stream.prefetch(tf.data.AUTOTUNE)
+
+  make_views = _views_of(data_config, colour_on_host, defer_colour=True)
 
   @_plain_tf
   def views(position, example):
@@ -251,8 +321,10 @@ def pretrain_dataset(data_config, source, *, local_batch_size, seed,
   # A file that fails to decode is dropped here, and counted by the gap it
   # leaves in the positions (see SkipCounter).
   stream = stream.map(views, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-  return stream.batch(local_batch_size, drop_remainder=True).prefetch(
-      tf.data.AUTOTUNE)
+  stream = stream.batch(local_batch_size, drop_remainder=True)
+  if colour_on_host:
+    stream = stream.map(_colour_stage(data_config), num_parallel_calls=tf.data.AUTOTUNE)
+  return stream.prefetch(tf.data.AUTOTUNE)
 
 
 class SkipCounter:
