@@ -158,9 +158,10 @@ def _views_of(data_config, colour_on_host=True, defer_colour=False):
   an encoded JPEG only in the window that holds every box
   (`sources.decode_window`). Each view is then cropped and resized straight
   from uint8 (`augment.crop_and_resize`) and flipped. With `colour_on_host` it
-  gets the rest of `augment.simclr_view`, here or, with `defer_colour`, in
-  `_colour_stage` after batching (the views then carry their colour seeds);
-  without, it is sent as uint8 and `device.py` does the rest in the jitted step.
+  gets the rest of `augment.simclr_view`, here, or with `defer_colour` in
+  `_colour_stage` after batching: it is then rounded to uint8, as for the device
+  path, and carries its colour seeds. Without `colour_on_host` it is sent as
+  uint8 and `device.py` does the rest in the jitted step.
   Each view draws from the seeds `augment.simclr_view` would use, so every path
   crops and flips alike.
   """
@@ -177,7 +178,7 @@ def _views_of(data_config, colour_on_host=True, defer_colour=False):
     def finish(window, box, seeds):
       # Bicubic straight from uint8: levels in [0, 255], a little beyond at edges.
       resized = augment.crop_and_resize(window, box, group.size)
-      if colour_on_host:
+      if colour_here:
         image = tf.clip_by_value(resized / 255.0, 0.0, 1.0)
       else:
         image = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
@@ -221,7 +222,7 @@ def _views_of(data_config, colour_on_host=True, defer_colour=False):
       if not group.stacked:
         out[group.name] = group_views[0]
       else:
-        dtype = tf.float32 if colour_on_host else tf.uint8
+        dtype = tf.float32 if colour_here else tf.uint8
         out[group.name] = tf.stack(group_views) if group_views else tf.zeros(
             [0, group.size, group.size, 3], dtype)
       if colour_on_host and defer_colour and group.count:
@@ -232,8 +233,8 @@ def _views_of(data_config, colour_on_host=True, defer_colour=False):
 
 
 def _colour_stage(data_config):
-  """Batches of cropped, flipped float views and their colour seeds -> the views
-  with `augment.colour_view` applied, each drawing from its own seeds.
+  """Batches of cropped, flipped uint8 views and their colour seeds -> float32
+  views with `augment.colour_view` applied, each drawing from its own seeds.
 
   XLA compiles the whole batch into one loop over its views (fused ops, a branch
   taken per view), which costs a fraction of running tf's kernels view by view.
@@ -252,7 +253,7 @@ def _colour_stage(data_config):
       coloured = tf.map_fn(
           lambda args, g=group: augment.colour_view(args[0], args[1], aug, g.blur_prob,
                                                     g.solarize_prob),
-          (tf.reshape(views, [-1, *view_shape]), tf.reshape(seeds, [-1, 4, 2])),
+          (to_float(tf.reshape(views, [-1, *view_shape])), tf.reshape(seeds, [-1, 4, 2])),
           fn_output_signature=tf.TensorSpec(view_shape, tf.float32))
       batch[group.name] = tf.reshape(coloured, tf.shape(views))
     return batch
