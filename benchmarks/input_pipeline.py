@@ -7,7 +7,10 @@ The pipeline is the one train.py runs, by default on the SimCLR recipe of the im
 takes another config's recipe (swav_r50: 2 global crops and 6 local ones at 96 px, all
 counted as views):
 
-  host    tf.data does everything: crop, flip, colour jitter, grayscale, blur.
+  host    tf.data does everything: crop, flip, colour jitter, grayscale, blur. Small
+          in-memory images (32 px) are batched and made into views by XLA in one loop;
+          JPEGs are decoded, cropped and flipped one by one, then coloured a batch at a
+          time by XLA.
   device  tf.data decodes each image once (a JPEG only in the window its crops need),
           crops, resizes and flips; the batch goes to the devices as uint8 and the colour
           ops run there (data/device.py), timed separately as device_augment_ms per batch.

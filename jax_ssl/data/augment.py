@@ -9,6 +9,12 @@ one vector of uniforms from it.
 Semantics follow google-research/simclr `tf2/data_util.py` (SimCLR v2):
 multiplicative brightness, jitter ops in random order with a clip after each,
 blur with a kernel side of 10% of the image side and sigma ~ U[0.1, 2.0].
+
+The ops also compile with XLA, which the pipeline uses to run them over whole
+batches (`pipeline._colour_stage`, `pipeline._compiled_views`): small images of
+a static shape are cropped by matrix products, and no op slices at a tensor
+index. Compiled, the stateless ops draw different numbers for the same seed
+than uncompiled tf does, from the same distributions.
 """
 import functools
 import math
