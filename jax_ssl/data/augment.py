@@ -187,10 +187,13 @@ def color_jitter(image, seed, strength, jitter=SIMCLR_JITTER):
       lambda x: tf.image.adjust_hue(x, hue_delta),
   ]
   order = tf.argsort(u[4:])
-  for i in range(4):
+
+  def apply_next(i, image):
     branches = [functools.partial(op, image) for op in ops]
-    image = tf.clip_by_value(tf.switch_case(order[i], branches), 0.0, 1.0)
-  return image
+    return i + 1, tf.clip_by_value(tf.switch_case(tf.gather(order, i), branches), 0.0, 1.0)
+
+  # A loop, not four copies of the switch: XLA compiles the four ops once, not 4 times.
+  return tf.while_loop(lambda i, _: i < 4, apply_next, (0, image))[1]
 
 
 def color_distortion(image, seed, strength, prob, jitter=SIMCLR_JITTER):

@@ -232,6 +232,22 @@ def _views_of(data_config, colour_on_host=True, defer_colour=False):
   return views
 
 
+def _compiled(build):
+  """Memoises a builder of compiled functions by the recipe (augment, multicrop and
+  image size) and its other arguments: XLA compiles a tf.function once per process and
+  input shape, so pipelines of the same recipe (tests, evaluation reruns) share it."""
+  cache = {}
+
+  def cached(data_config, *args):
+    key = (data_config.augment.to_json(), data_config.multicrop.to_json(),
+           data_config.image_size, *args)
+    if key not in cache:
+      cache[key] = build(data_config, *args)
+    return cache[key]
+  return cached
+
+
+@_compiled
 def _colour_stage(data_config):
   """Batches of cropped, flipped uint8 views and their colour seeds -> float32
   views with `augment.colour_view` applied, each drawing from its own seeds.
@@ -260,8 +276,9 @@ def _colour_stage(data_config):
   return colour
 
 
-def _compiled_views(data_config, colour_on_host, augment_key):
-  """(positions [b], examples) -> the batch's views, made by XLA in one loop over
+@_compiled
+def _compiled_views(data_config, colour_on_host):
+  """(positions [b], examples, augment_key) -> the batch's views, made by XLA in one loop over
   the examples, crops included: for small images of a static shape
   (`augment.crops_by_matrices`), where running tf's ops example by example costs
   many times the arithmetic."""
@@ -272,7 +289,7 @@ def _compiled_views(data_config, colour_on_host, augment_key):
           for group in view_groups(data_config)}
 
   @functools.partial(tf.function, jit_compile=True, autograph=False)
-  def batch_views(positions, examples):
+  def batch_views(positions, examples, augment_key):
     def one(args):
       position, image = args
       seed = tf.random.experimental.stateless_fold_in(augment_key, position)
@@ -306,8 +323,9 @@ def pretrain_dataset(data_config, source, *, local_batch_size, seed,
   augment_key = _key(seed, process_index, _AUGMENT_STREAM)
   image_spec = shard.element_spec.get('image')
   if image_spec is not None and augment.crops_by_matrices(image_spec.shape):
+    batch_views = _compiled_views(data_config, colour_on_host)
     stream = stream.batch(local_batch_size, drop_remainder=True).map(
-        _compiled_views(data_config, colour_on_host, augment_key),
+        lambda positions, examples: batch_views(positions, examples, augment_key),
         num_parallel_calls=tf.data.AUTOTUNE)
     return stream.prefetch(tf.data.AUTOTUNE)
 
