@@ -41,9 +41,7 @@ def _jitter(image, seed, strength, jitter):
 def _blur(image, seed):
   radius = augment.blur_radius(image.shape[0])  # the same kernel size as jax_ssl's
   sigma = tf.random.stateless_uniform([], seed, 0.1, 2.0)
-  distance = tf.range(-radius, radius + 1, dtype=tf.float32)
-  taps = tf.exp(-distance**2 / (2.0 * sigma**2))
-  taps /= tf.reduce_sum(taps)
+  taps = augment._blur_taps(sigma, radius)  # pylint: disable=protected-access
   vertical = tf.tile(tf.reshape(taps, [-1, 1, 1, 1]), [1, 1, 3, 1])
   horizontal = tf.tile(tf.reshape(taps, [1, -1, 1, 1]), [1, 1, 3, 1])
   padded = tf.pad(image[None], [[0, 0], [radius, radius], [radius, radius], [0, 0]],

@@ -197,9 +197,10 @@ def test_matrix_crop_is_tf_resize_of_the_slice(shape, box, size):
   top, left, h, w = box
   expected = tf.image.resize(image[top:top + h, left:left + w], [size, size],
                              method='bicubic').numpy()
-  for dtype, scale in ((np.uint8, 1), (np.float32, 1 / 255)):
+  # uint8 input gives levels in [0, 255]; float input in [0, 1] gives them / 255.
+  for dtype, scale, atol in ((np.uint8, 1, 1e-3), (np.float32, 1 / 255, 4e-6)):
     got = augment.crop_and_resize(tf.constant((image * scale).astype(dtype)), box, size)
-    np.testing.assert_allclose(got, expected * scale, atol=2e-4 * scale * 255 / 50)
+    np.testing.assert_allclose(got, expected * scale, atol=atol)
   compiled = tf.function(lambda x: augment.crop_and_resize(x, box, size), jit_compile=True)
   np.testing.assert_allclose(compiled(tf.constant(image)), expected, atol=1e-3)
 

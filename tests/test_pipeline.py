@@ -127,7 +127,7 @@ def test_colour_stage_colours_each_view_from_its_own_seeds(tmp_path):
   view's colour depends on its seeds alone, not on its place in the batch."""
   cfg = folder_config(tmp_path, recipe="byol", solarize_prob=0.3, color_prob=1.0)
   image = np.random.default_rng(3).integers(0, 256, (30, 41, 3), np.uint8)
-  make_views = pipeline._views_of(cfg, defer_colour=True)  # pylint: disable=protected-access
+  make_views = pipeline._views_of(cfg, "batched")  # pylint: disable=protected-access
   made = [make_views({"encoded": tf.io.encode_png(image)}, tf.constant([seed, 7], tf.int64))
           for seed in range(4)]
   batch = {name: tf.stack([views[name] for views in made]) for name in made[0]}

@@ -151,17 +151,22 @@ def _union(boxes):
 _COLOUR_SEEDS = '_colour_seeds'  # suffix of the per-view seeds the colour stage consumes
 
 
-def _views_of(data_config, colour_on_host=True, defer_colour=False):
+# Where `_views_of` leaves a view's colour ops: 'here' (float views, coloured),
+# 'batched' (uint8 crops with their colour seeds, for `_colour_stage`) or 'device'
+# (uint8 crops, for data/device.py).
+_COLOUR_MODES = ('here', 'batched', 'device')
+
+
+def _views_of(data_config, colour='here'):
   """(example, seed) -> {group name: views} for the recipe's view groups.
 
   All the views' crop boxes are drawn first, so the image is decoded once, and
   an encoded JPEG only in the window that holds every box
   (`sources.decode_window`). Each view is then cropped and resized straight
-  from uint8 (`augment.crop_and_resize`) and flipped. With `colour_on_host` it
-  gets the rest of `augment.simclr_view`, here, or with `defer_colour` in
-  `_colour_stage` after batching: it is then rounded to uint8, as for the device
-  path, and carries its colour seeds. Without `colour_on_host` it is sent as
-  uint8 and `device.py` does the rest in the jitted step.
+  from uint8 (`augment.crop_and_resize`) and flipped. With colour 'here' it gets
+  the rest of `augment.simclr_view` at once; otherwise it is rounded to uint8 and
+  `_colour_stage` ('batched', which also needs the view's colour seeds) or
+  `device.py` ('device', in the jitted step) does the rest.
   Each view draws from the seeds `augment.simclr_view` would use, so every path
   crops and flips alike.
   """
@@ -169,7 +174,9 @@ def _views_of(data_config, colour_on_host=True, defer_colour=False):
   groups = view_groups(data_config)
   aspect = (aug.aspect_min, aug.aspect_max)
   view_group = [group for group in groups for _ in range(group.count)]
-  colour_here = colour_on_host and not defer_colour
+  if colour not in _COLOUR_MODES:
+    raise ValueError(f'colour={colour!r} must be one of {_COLOUR_MODES}.')
+  colour_here = colour == 'here'
 
   # One traced function per group, reused for each of its views: this halves
   # the time to build the pipeline.
@@ -225,7 +232,7 @@ def _views_of(data_config, colour_on_host=True, defer_colour=False):
         dtype = tf.float32 if colour_here else tf.uint8
         out[group.name] = tf.stack(group_views) if group_views else tf.zeros(
             [0, group.size, group.size, 3], dtype)
-      if colour_on_host and defer_colour and group.count:
+      if colour == 'batched' and group.count:
         colour_seeds = tf.stack([s[2:] for s in group_seeds])
         out[group.name + _COLOUR_SEEDS] = colour_seeds if group.stacked else colour_seeds[0]
     return out
@@ -282,7 +289,7 @@ def _compiled_views(data_config, colour_on_host):
   the examples, crops included: for small images of a static shape
   (`augment.crops_by_matrices`), where running tf's ops example by example costs
   many times the arithmetic."""
-  make_views = _views_of(data_config, colour_on_host)
+  make_views = _views_of(data_config, 'here' if colour_on_host else 'device')
   dtype = tf.float32 if colour_on_host else tf.uint8
   spec = {group.name: tf.TensorSpec(([group.count] if group.stacked else [])
                                     + [group.size, group.size, 3], dtype)
@@ -329,7 +336,7 @@ def pretrain_dataset(data_config, source, *, local_batch_size, seed,
         num_parallel_calls=tf.data.AUTOTUNE)
     return stream.prefetch(tf.data.AUTOTUNE)
 
-  make_views = _views_of(data_config, colour_on_host, defer_colour=True)
+  make_views = _views_of(data_config, 'batched' if colour_on_host else 'device')
 
   @_plain_tf
   def views(position, example):
