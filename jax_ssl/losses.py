@@ -122,3 +122,34 @@ def swapped_prediction(scores, codes, *, temperature):
   """
   log_p = jax.nn.log_softmax(scores.astype(jnp.float32) / temperature, axis=-1)
   return -jnp.mean(jnp.sum(codes * log_p, axis=-1))
+
+
+def _global_count(x, axis_name):
+  """Rows of `x` summed over the devices: the global batch size."""
+  return _global_sum(x.shape[0], axis_name)
+
+
+def _global_mean(x, axis_name):
+  """Mean over the rows of the global batch, the same on every device."""
+  return _global_sum(jnp.sum(x, axis=0), axis_name) / _global_count(x, axis_name)
+
+
+def simsiam_loss(p_a, p_b, z_a, z_b, *, axis_name=None):
+  """SimSiam's symmetric negative cosine similarity (Chen & He 2021, eq. 4).
+
+  L = D(p_a, sg(z_b)) / 2 + D(p_b, sg(z_a)) / 2, with D(p, z) = -cos(p, z)
+  averaged over the global batch.
+
+  Args:
+    p_a, p_b: this device's predictor outputs for the two views, `[n, d]`.
+    z_a, z_b: their projections, `[n, d]`. The stop-gradient sg() on them is
+      applied here, because it is the method itself (section 4.1: without it
+      the representations collapse), so their gradient is zero.
+    axis_name: mesh axis of the batch, or None on one device.
+
+  The cosine clamps each norm at 1e-8, as the official `main_simsiam.py`
+  does through `nn.CosineSimilarity(dim=1)`.
+  """
+  z_a, z_b = jax.lax.stop_gradient(z_a), jax.lax.stop_gradient(z_b)
+  cosine = lambda p, z: jnp.sum(l2_normalize(p, eps=1e-16) * l2_normalize(z, eps=1e-16), -1)
+  return -0.5 * _global_mean(cosine(p_a, z_b) + cosine(p_b, z_a), axis_name)

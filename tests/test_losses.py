@@ -88,3 +88,88 @@ def test_nt_xent_gradient_matches_finite_differences():
     minus[idx] -= eps
     numeric = (simclr_algorithm1(plus, np.asarray(z_b), 0.5) - simclr_algorithm1(minus, np.asarray(z_b), 0.5)) / (2 * eps)
     np.testing.assert_allclose(grad[idx], numeric, rtol=1e-3, atol=1e-5)
+
+
+# SimSiam, Barlow Twins and VICReg. References are transcribed in float64; the
+# sharded tests split the batch over the 8 devices of parallel.make_mesh().
+
+SHAPES = [(16, 8), (32, 4), (8, 16)]  # including more dimensions than examples
+
+
+def _views(seed, n, d, scale=1.0):
+  """Two correlated views whose stds straddle VICReg's hinge at 1."""
+  z_a, z_b = _embeddings(seed, n, d)
+  spread = jnp.linspace(0.3, 2.0, d)
+  return scale * spread * z_a, scale * spread * z_b
+
+
+def _shifted_shards(seed, n=32, d=6):
+  """Views whose 8 shards have different means and scales, so statistics taken per
+  device would differ from the global batch's."""
+  z_a, z_b = _views(seed, n, d, scale=0.5)
+  shard = jnp.repeat(jnp.arange(8.0), n // 8)[:, None]
+  return z_a * (1 + 0.2 * shard) + 0.25 * shard, z_b * (1 + 0.1 * shard) - 0.2 * shard
+
+
+def _shard_mapped(fn, num_args):
+  """`fn` on the 8-device mesh, each argument split along the batch axis."""
+  mesh = parallel.make_mesh()
+  assert mesh.size == 8
+  local = functools.partial(fn, axis_name=parallel.DATA_AXIS)
+  return jax.shard_map(local, mesh=mesh, in_specs=(P(parallel.DATA_AXIS),) * num_args,
+                       out_specs=P())
+
+
+def _sharded_value_and_grad(loss, num_args):
+  return jax.jit(jax.value_and_grad(_shard_mapped(loss, num_args),
+                                    argnums=tuple(range(num_args))))
+
+
+def _assert_sharded_equals_unsharded(loss, args, atol=1e-5):
+  sharded = _sharded_value_and_grad(loss, len(args))(*args)
+  single = jax.value_and_grad(loss, argnums=tuple(range(len(args))))(*args)
+  chex.assert_trees_all_close(sharded, single, atol=atol, rtol=1e-5)
+  return single
+
+
+def _cosine(u, v):
+  return float(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)))
+
+
+def simsiam_reference(p_a, p_b, z_a, z_b):
+  """SimSiam (Chen & He 2021) eq. 4: D(p1, z2)/2 + D(p2, z1)/2, D the negative cosine."""
+  p_a, p_b, z_a, z_b = (np.asarray(x, np.float64) for x in (p_a, p_b, z_a, z_b))
+  n = len(p_a)
+  d_ab = -sum(_cosine(p_a[i], z_b[i]) for i in range(n)) / n
+  d_ba = -sum(_cosine(p_b[i], z_a[i]) for i in range(n)) / n
+  return d_ab / 2 + d_ba / 2
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+def test_simsiam_loss_matches_reference(n, d):
+  p_a, p_b = _views(10, n, d)
+  z_a, z_b = _views(11, n, d, scale=3.0)
+  np.testing.assert_allclose(losses.simsiam_loss(p_a, p_b, z_a, z_b),
+                             simsiam_reference(p_a, p_b, z_a, z_b), rtol=1e-5, atol=1e-6)
+
+
+def test_simsiam_loss_stops_target_gradients_and_is_minus_one_when_aligned():
+  p_a, p_b = _views(12, 16, 8)
+  z_a, z_b = _views(13, 16, 8)
+  grads = jax.grad(losses.simsiam_loss, argnums=(0, 1, 2, 3))(p_a, p_b, z_a, z_b)
+  assert np.all(np.asarray(grads[2]) == 0) and np.all(np.asarray(grads[3]) == 0)
+  assert np.all(np.abs(np.asarray(grads[0])).sum(axis=1) > 0)
+  # Each prediction equal to (a positive multiple of) the target it is compared with.
+  np.testing.assert_allclose(losses.simsiam_loss(z_b, z_a, z_a, z_b), -1.0, rtol=1e-6)
+  np.testing.assert_allclose(losses.simsiam_loss(3 * z_b, 0.5 * z_a, z_a, z_b), -1.0,
+                             rtol=1e-6)
+  # A norm below 1e-8 counts as 1e-8, as in torch's nn.CosineSimilarity: cos = 0.1 here.
+  tiny, unit = jnp.array([[1e-9, 0.0]]), jnp.array([[1.0, 0.0]])
+  np.testing.assert_allclose(losses.simsiam_loss(tiny, unit, unit, unit), -0.55, rtol=1e-6)
+
+
+def test_simsiam_loss_sharded_equals_unsharded():
+  p_a, p_b = _views(14, 32, 8)
+  z_a, z_b = _shifted_shards(15, d=8)
+  _, grads = _assert_sharded_equals_unsharded(losses.simsiam_loss, (p_a, p_b, z_a, z_b))
+  assert np.all(np.asarray(grads[2]) == 0) and np.all(np.asarray(grads[3]) == 0)
