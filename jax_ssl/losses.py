@@ -153,3 +153,44 @@ def simsiam_loss(p_a, p_b, z_a, z_b, *, axis_name=None):
   z_a, z_b = jax.lax.stop_gradient(z_a), jax.lax.stop_gradient(z_b)
   cosine = lambda p, z: jnp.sum(l2_normalize(p, eps=1e-16) * l2_normalize(z, eps=1e-16), -1)
   return -0.5 * _global_mean(cosine(p_a, z_b) + cosine(p_b, z_a), axis_name)
+
+
+def _off_diagonal_square_sum(m):
+  """sum_{i != j} m_ij^2, with the diagonal masked rather than subtracted."""
+  return jnp.sum(jnp.square(m - jnp.diag(jnp.diagonal(m))))
+
+
+def _batch_standardize(z, axis_name, eps):
+  """(z - mean) / sqrt(var + eps) per dimension, statistics of the global batch.
+
+  What an affine-free BatchNorm in training mode computes under synced BN: the
+  variance is the biased one (divided by the global batch size).
+  """
+  z = z.astype(jnp.float32)
+  centred = z - _global_mean(z, axis_name)
+  return centred * jax.lax.rsqrt(_global_mean(jnp.square(centred), axis_name) + eps)
+
+
+def cross_correlation(z_a, z_b, *, axis_name=None, eps=1e-5):
+  """Barlow Twins' cross-correlation matrix C, `[d, d]` (Zbontar et al. 2021, eq. 2).
+
+  C_ij = sum_b za_bi zb_bj / N over the N examples of the global batch, where
+  each view is first standardised per dimension over the global batch (the
+  paper's eq. 2 up to the eps, written as the official code computes it). The
+  official `main.py` does this with `nn.BatchNorm1d(d, affine=False)` under
+  SyncBatchNorm (so the biased global variance, eps 1e-5), then divides the
+  local product by the global batch size and all-reduces it; so does this.
+  """
+  a = _batch_standardize(z_a, axis_name, eps)
+  b = _batch_standardize(z_b, axis_name, eps)
+  return _global_sum(a.T @ b, axis_name) / _global_count(a, axis_name)
+
+
+def barlow_twins_loss(z_a, z_b, *, lambd=0.0051, axis_name=None):
+  """Barlow Twins' redundancy-reduction loss (Zbontar et al. 2021, eq. 1).
+
+  L = sum_i (1 - C_ii)^2 + lambd * sum_{i != j} C_ij^2, with C from
+  `cross_correlation`; lambd 0.0051 is the official `--lambd` default.
+  """
+  c = cross_correlation(z_a, z_b, axis_name=axis_name)
+  return jnp.sum(jnp.square(1.0 - jnp.diagonal(c))) + lambd * _off_diagonal_square_sum(c)

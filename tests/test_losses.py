@@ -173,3 +173,67 @@ def test_simsiam_loss_sharded_equals_unsharded():
   z_a, z_b = _shifted_shards(15, d=8)
   _, grads = _assert_sharded_equals_unsharded(losses.simsiam_loss, (p_a, p_b, z_a, z_b))
   assert np.all(np.asarray(grads[2]) == 0) and np.all(np.asarray(grads[3]) == 0)
+
+
+def _sum_off_diagonal_squares(m):
+  return sum(m[i, j] ** 2 for i in range(len(m)) for j in range(len(m)) if i != j)
+
+
+def barlow_twins_reference(z_a, z_b, lambd, eps=1e-5):
+  """Barlow Twins (Zbontar et al. 2021) eqs. 1-2, each view batch-normalised without
+  affine parameters as the official main.py does (biased variance, eps 1e-5)."""
+  def batch_norm(z):
+    z = np.asarray(z, np.float64)
+    return (z - z.mean(axis=0)) / np.sqrt(z.var(axis=0) + eps)
+
+  a, b = batch_norm(z_a), batch_norm(z_b)
+  n, d = a.shape
+  c = np.array([[sum(a[k, i] * b[k, j] for k in range(n)) / n for j in range(d)]
+                for i in range(d)])
+  loss = sum((1 - c[i, i]) ** 2 for i in range(d)) + lambd * _sum_off_diagonal_squares(c)
+  return c, loss
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+def test_barlow_twins_matches_reference(n, d):
+  z_a, z_b = _views(20, n, d, scale=2.0)
+  c, loss = barlow_twins_reference(z_a, z_b, lambd=0.0051)
+  np.testing.assert_allclose(losses.cross_correlation(z_a, z_b), c, atol=1e-5)
+  np.testing.assert_allclose(losses.barlow_twins_loss(z_a, z_b), loss, rtol=1e-5)
+  # A larger lambd, so that an error in the off-diagonal part cannot hide.
+  _, loss = barlow_twins_reference(z_a, z_b, lambd=0.5)
+  np.testing.assert_allclose(losses.barlow_twins_loss(z_a, z_b, lambd=0.5), loss, rtol=1e-5)
+
+
+def _decorrelated_views(n=16, d=6):
+  """Columns 1..d of the n x n Sylvester-Hadamard matrix: entries +-1, mean 0,
+  biased variance 1 and pairwise orthogonal, so C = I / (1 + eps)."""
+  rows, cols = np.meshgrid(np.arange(n), np.arange(1, d + 1), indexing="ij")
+  parity = np.vectorize(lambda k: bin(k).count("1") % 2)(rows & cols)
+  return jnp.asarray(1.0 - 2.0 * parity, jnp.float32)
+
+
+def test_barlow_twins_is_zero_for_decorrelated_standardized_identical_views():
+  z = _decorrelated_views()
+  np.testing.assert_allclose(losses.cross_correlation(z, z), np.eye(6), atol=2e-5)
+  np.testing.assert_allclose(losses.barlow_twins_loss(z, z), 0.0, atol=1e-8)
+  # Scale and shift per dimension are normalised away.
+  shifted = 3.0 * z + jnp.arange(6.0)
+  np.testing.assert_allclose(losses.barlow_twins_loss(shifted, z), 0.0, atol=1e-8)
+  # Sharded, each device holds 2 of the 16 rows, which alone are far from decorrelated:
+  # only the global batch's statistics give C = I.
+  loss, _ = _sharded_value_and_grad(losses.barlow_twins_loss, 2)(z, z)
+  np.testing.assert_allclose(loss, 0.0, atol=1e-8)
+
+
+def test_barlow_twins_sharded_equals_unsharded_with_global_statistics():
+  z_a, z_b = _shifted_shards(21)
+  loss, grads = _assert_sharded_equals_unsharded(losses.barlow_twins_loss, (z_a, z_b))
+  np.testing.assert_allclose(loss, barlow_twins_reference(z_a, z_b, 0.0051)[1], rtol=1e-5)
+  assert all(np.all(np.abs(np.asarray(g)).sum(axis=1) > 0) for g in grads)
+  # Statistics per device would have given a different loss.
+  per_device = np.mean([barlow_twins_reference(a, b, 0.0051)[1]
+                        for a, b in zip(np.split(z_a, 8), np.split(z_b, 8))])
+  assert abs(per_device - loss) > 0.1 * loss
+  chex.assert_trees_all_close(jax.jit(_shard_mapped(losses.cross_correlation, 2))(z_a, z_b),
+                              losses.cross_correlation(z_a, z_b), atol=1e-5)
