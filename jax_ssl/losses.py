@@ -194,3 +194,46 @@ def barlow_twins_loss(z_a, z_b, *, lambd=0.0051, axis_name=None):
   """
   c = cross_correlation(z_a, z_b, axis_name=axis_name)
   return jnp.sum(jnp.square(1.0 - jnp.diagonal(c))) + lambd * _off_diagonal_square_sum(c)
+
+
+def _variance_and_covariance(z, axis_name, eps):
+  """One view's VICReg variance and covariance terms over the global batch."""
+  centred = z - _global_mean(z, axis_name)
+  dof = _global_count(z, axis_name) - 1  # unbiased, as torch's var and the official cov
+  std = jnp.sqrt(_global_sum(jnp.sum(jnp.square(centred), axis=0), axis_name) / dof + eps)
+  cov = _global_sum(centred.T @ centred, axis_name) / dof
+  return jnp.mean(jax.nn.relu(1.0 - std)), _off_diagonal_square_sum(cov) / z.shape[1]
+
+
+def vicreg_terms(z_a, z_b, *, axis_name=None, eps=1e-4):
+  """VICReg's three terms, unweighted (Bardes et al. 2022, section 2).
+
+  - invariance: mean over the global batch and the d dimensions of
+    (za - zb)^2 (the official `F.mse_loss` on each device's batch, whose
+    gradients DDP then averages);
+  - variance: mean over dimensions of relu(1 - sqrt(Var(z_j) + eps)), Var the
+    unbiased variance over the global batch (torch's `var` on the gathered
+    embeddings, divided by N - 1), eps 1e-4; the mean of the two views, as
+    the official code takes it (the paper writes their sum);
+  - covariance: sum_{i != j} Cov(z)_ij^2 / d, Cov over the global batch
+    divided by N - 1 (the official code divides by `batch_size - 1`, the
+    global batch); summed over the two views, as `main_vicreg.py` does.
+  """
+  z_a, z_b = z_a.astype(jnp.float32), z_b.astype(jnp.float32)
+  num_values = _global_count(z_a, axis_name) * z_a.shape[1]
+  invariance = _global_sum(jnp.sum(jnp.square(z_a - z_b)), axis_name) / num_values
+  variance_a, covariance_a = _variance_and_covariance(z_a, axis_name, eps)
+  variance_b, covariance_b = _variance_and_covariance(z_b, axis_name, eps)
+  return dict(invariance=invariance, variance=(variance_a + variance_b) / 2,
+              covariance=covariance_a + covariance_b)
+
+
+def vicreg_loss(z_a, z_b, *, invariance=25.0, variance=25.0, covariance=1.0, axis_name=None):
+  """VICReg's loss: the weighted sum of `vicreg_terms` (Bardes et al. 2022, section 2).
+
+  The default weights lambda = mu = 25, nu = 1 are the paper's and the
+  official `--sim-coeff`, `--std-coeff`, `--cov-coeff`.
+  """
+  terms = vicreg_terms(z_a, z_b, axis_name=axis_name)
+  return (invariance * terms["invariance"] + variance * terms["variance"]
+          + covariance * terms["covariance"])

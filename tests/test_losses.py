@@ -237,3 +237,53 @@ def test_barlow_twins_sharded_equals_unsharded_with_global_statistics():
   assert abs(per_device - loss) > 0.1 * loss
   chex.assert_trees_all_close(jax.jit(_shard_mapped(losses.cross_correlation, 2))(z_a, z_b),
                               losses.cross_correlation(z_a, z_b), atol=1e-5)
+
+
+def vicreg_reference(z_a, z_b, eps=1e-4):
+  """VICReg (Bardes et al. 2022) section 2, as main_vicreg.py computes its terms: MSE
+  invariance; the two views' hinge on the std (unbiased variance) averaged;
+  their off-diagonal covariance squares (divided by N - 1) over d, summed."""
+  z_a, z_b = np.asarray(z_a, np.float64), np.asarray(z_b, np.float64)
+  d = z_a.shape[1]
+
+  def variance(z):
+    std = np.sqrt(np.var(z, axis=0, ddof=1) + eps)
+    return np.mean(np.maximum(0.0, 1.0 - std))
+
+  def covariance(z):
+    return _sum_off_diagonal_squares(np.cov(z, rowvar=False)) / d
+
+  return dict(invariance=np.mean((z_a - z_b) ** 2),
+              variance=(variance(z_a) + variance(z_b)) / 2,
+              covariance=covariance(z_a) + covariance(z_b))
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+def test_vicreg_terms_match_reference(n, d):
+  z_a, z_b = _views(30, n, d)
+  terms = losses.vicreg_terms(z_a, z_b)
+  expected = vicreg_reference(z_a, z_b)
+  assert 0 < expected["variance"]  # some dimensions below the hinge, some above
+  for name in ("invariance", "variance", "covariance"):
+    np.testing.assert_allclose(terms[name], expected[name], rtol=1e-5, atol=1e-7, err_msg=name)
+  weighted = 25 * expected["invariance"] + 25 * expected["variance"] + expected["covariance"]
+  np.testing.assert_allclose(losses.vicreg_loss(z_a, z_b), weighted, rtol=1e-5)
+  np.testing.assert_allclose(
+      losses.vicreg_loss(z_a, z_b, invariance=1.0, variance=2.0, covariance=3.0),
+      expected["invariance"] + 2 * expected["variance"] + 3 * expected["covariance"],
+      rtol=1e-5)
+
+
+def test_vicreg_sharded_equals_unsharded_with_global_statistics():
+  z_a, z_b = _shifted_shards(31)
+  loss, grads = _assert_sharded_equals_unsharded(losses.vicreg_loss, (z_a, z_b))
+  expected = vicreg_reference(z_a, z_b)
+  np.testing.assert_allclose(
+      loss, 25 * expected["invariance"] + 25 * expected["variance"] + expected["covariance"],
+      rtol=1e-5)
+  assert all(np.all(np.abs(np.asarray(g)).sum(axis=1) > 0) for g in grads)
+  per_device = np.mean([vicreg_reference(a, b)["covariance"]
+                        for a, b in zip(np.split(z_a, 8), np.split(z_b, 8))])
+  assert abs(per_device - expected["covariance"]) > 0.1 * expected["covariance"]
+  terms = jax.jit(_shard_mapped(losses.vicreg_terms, 2))(z_a, z_b)
+  chex.assert_trees_all_close(terms, losses.vicreg_terms(z_a, z_b), rtol=1e-5)
