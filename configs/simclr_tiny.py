@@ -20,8 +20,7 @@ from jax_ssl.config import base_config, check_variant, use_tiny_digits
 
 def get_config(arg=None):
   check_variant(arg)
-  c = base_config()
-  c.method = "simclr"
+  c = base_config("simclr")
   use_tiny_digits(c)
   c.simclr.temperature = 0.2
   c.simclr.proj_hidden_dims = (64,)

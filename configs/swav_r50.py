@@ -21,8 +21,7 @@ from jax_ssl.config import base_config, check_variant, shrink_for_cpu
 
 
 def get_config(arg=None):
-  c = base_config()
-  c.method = "swav"
+  c = base_config("swav")
   c.model.arch = "resnet50"
   c.swav.num_prototypes = 3000
   c.swav.temperature = 0.1
@@ -30,18 +29,14 @@ def get_config(arg=None):
   c.swav.sinkhorn_iters = 3
   c.swav.proj_hidden_dims = (2048,)
   c.swav.proj_dim = 128
-  c.swav.freeze_prototypes_epochs = 1
+  c.optim.groups.prototypes.frozen_epochs = 1
   c.swav.queue_size = 3840
   c.swav.queue_start_epochs = 15
   c.data.source = "tfds:imagenet2012"
   c.data.test_split = "validation"
-  c.data.augment.recipe = "multicrop"
   c.data.augment.crop_area_min = 0.14
-  c.data.multicrop.num_global = 2
-  c.data.multicrop.num_local = 6
-  c.data.multicrop.local_size = 96
-  c.data.multicrop.local_area_min = 0.05
-  c.data.multicrop.local_area_max = 0.14
+  c.data.views["global"].count = 2
+  c.data.views.local.update(count=6, size=96, crop_area_min=0.05, crop_area_max=0.14)
   c.train.batch_size = 4096
   c.train.num_epochs = 800
   c.train.warmup_epochs = 10

@@ -24,15 +24,10 @@ from jax_ssl.config import base_config, check_variant, use_tiny_digits
 
 def get_config(arg=None):
   check_variant(arg)
-  c = base_config()
-  c.method = "swav"
+  c = base_config("swav")
   use_tiny_digits(c)
-  c.data.augment.recipe = "multicrop"
-  c.data.multicrop.num_global = 2
-  c.data.multicrop.num_local = 2
-  c.data.multicrop.local_size = 14
-  c.data.multicrop.local_area_min = 0.15
-  c.data.multicrop.local_area_max = 0.4
+  c.data.views["global"].count = 2
+  c.data.views.local.update(count=2, size=14, crop_area_min=0.15, crop_area_max=0.4)
   c.swav.num_prototypes = 30
   c.swav.proj_hidden_dims = (256,)
   c.swav.proj_dim = 64

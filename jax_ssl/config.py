@@ -7,17 +7,21 @@ import ml_collections
 from ml_collections.config_dict import placeholder
 
 from jax_ssl import models, optim
+from jax_ssl.data import views as views_lib
 
 SOURCE_PREFIXES = ("builtin:", "tfds:", "folder:")
 TASKS = ("pretrain", "linear_eval", "finetune")
 LINEAR_MODES = ("standard", "fast")
 
 
-def base_config():
+def base_config(method=None):
+  """The schema, with the sections of `method` (a registered name) when given: its own
+  section `config.<method>`, its views `config.data.views` and its parameter groups
+  `config.optim.groups`, each with the paper's defaults (see jax_ssl/methods)."""
   c = ml_collections.ConfigDict()
   c.task = "pretrain"  # pretrain | linear_eval | finetune: what main.py runs
   c.pretrained = ""    # linear_eval and finetune: the pretraining workdir (or its export/)
-  c.method = "simclr"
+  c.method = ""        # set by base_config(method)
   c.seed = 0
 
   c.model = ml_collections.ConfigDict(dict(
@@ -26,45 +30,6 @@ def base_config():
       cifar_stem=False,         # 3x3 stride-1 stem and no max-pool, for 32-pixel images
       zero_init_last_bn=False,  # zero-init each residual block's last BN scale
       dtype="float32",          # activations; params, optimizer state and BN stats stay float32
-  ))
-
-  c.simclr = ml_collections.ConfigDict(dict(
-      temperature=0.1,
-      proj_hidden_dims=(2048, 2048),  # SimCLR v2: 3 layers, hidden width = encoder width
-      proj_dim=128,
-      proj_last_bn=True,
-  ))
-
-  c.moco = ml_collections.ConfigDict(dict(   # MoCo v2 defaults; configs/moco_v3_r50.py for v3
-      queue_size=65_536,         # 0: in-batch negatives across devices, symmetric loss (v3)
-      temperature=0.2,
-      momentum=0.999,            # the key encoder's EMA rate (its base, when cosine)
-      momentum_schedule="constant",  # constant | cosine (rises to 1)
-      proj_hidden_dims=(2048,),
-      proj_dim=128,
-      proj_bn=False,             # v3: BN in the heads, affine-free BN on the output
-      pred_hidden_dims=(),       # v3: (4096,), a predictor on the query side
-      shuffle_bn=True,           # key encoder: per-device BN on a shuffled batch
-      scale_loss_by_2t=False,    # v3's official loss is 2 tau x InfoNCE
-  ))
-
-  c.byol = ml_collections.ConfigDict(dict(
-      tau_base=0.996,            # target EMA rate at step 0, rising to 1 on a cosine
-      proj_hidden_dims=(4096,),
-      proj_dim=256,
-      pred_hidden_dims=(4096,),
-  ))
-
-  c.swav = ml_collections.ConfigDict(dict(
-      num_prototypes=3000,
-      temperature=0.1,
-      epsilon=0.05,
-      sinkhorn_iters=3,
-      proj_hidden_dims=(2048,),
-      proj_dim=128,
-      freeze_prototypes_epochs=1,
-      queue_size=3840,           # 0: no queue
-      queue_start_epochs=15,
   ))
 
   c.data = ml_collections.ConfigDict(dict(
@@ -76,34 +41,25 @@ def base_config():
       eval_crop_fraction=0.875,
       shuffle_buffer=10_000,
       label_fraction=1.0,      # linear_eval / finetune: class-balanced fraction of train labels
+      # The shared augmentation; each view group (below) may set its own crop area and
+      # op probabilities.
       augment=ml_collections.ConfigDict(dict(
-          recipe="simclr",     # simclr | byol | multicrop: see data.pipeline.RECIPES
           path="auto",         # auto | host | device | resident: see data.pipeline.PATHS
           crop_area_min=0.08, crop_area_max=1.0,
           # linear_eval and finetune train on crops from this fraction of the area up to
-          # crop_area_max (torchvision's RandomResizedCrop default, as SimCLR and MoCo)
+          # crop_area_max (torchvision's RandomResizedCrop default)
           labelled_crop_area_min=0.08,
           aspect_min=3 / 4, aspect_max=4 / 3,
           flip=True,
-          color_strength=1.0,  # SimCLR's s, scaling `jitter`
+          color_strength=1.0,  # the colour distortion's strength s, scaling `jitter`
           jitter=(0.8, 0.8, 0.8, 0.2),  # brightness, contrast, saturation, hue at s = 1
           color_prob=0.8,
           grayscale_prob=0.2,
           blur_prob=0.5,       # ImageNet only; 0 for CIFAR and small images
           solarize_prob=0.0,
-          # recipe 'byol': the second view's probabilities (BYOL: blur 0.1, solarize 0.2)
-          view2_blur_prob=0.1,
-          view2_solarize_prob=0.2,
       )),
-      # recipe 'multicrop' (SwAV, DINO): num_global crops at image_size from the
-      # crop_area range above, plus num_local crops at local_size.
-      multicrop=ml_collections.ConfigDict(dict(
-          num_global=2,
-          num_local=6,
-          local_size=96,
-          local_area_min=0.05,
-          local_area_max=0.14,
-      )),
+      # {group name: view group}, declared by the method: see jax_ssl/data/views.py.
+      views=ml_collections.ConfigDict(),
   ))
 
   c.train = ml_collections.ConfigDict(dict(
@@ -123,11 +79,17 @@ def base_config():
       base_lr=0.3,
       lr_scaling="linear",       # linear: base_lr * B / base_batch_size; sqrt: base_lr * sqrt(B)
       base_batch_size=256,
-      final_lr_fraction=0.0,     # the cosine ends at this fraction of the peak (SwAV: 0.001)
+      final_lr_fraction=0.0,     # the cosine ends at this fraction of the peak
       weight_decay=1e-6,
+      # Biases and BN parameters take neither weight decay nor LARS adaptation; False:
+      # every parameter takes both, as some official recipes do.
+      exclude_vectors=True,
       momentum=0.9,
       nesterov=False,
       trust_coefficient=0.001,
+      # {group: treatment} for the method's parameter groups (optim.GROUP_FIELDS); the
+      # other parameters are the default group, treated as above.
+      groups=ml_collections.ConfigDict(),
   ))
 
   c.eval = ml_collections.ConfigDict(dict(
@@ -146,6 +108,9 @@ def base_config():
       online_probe=False,        # train a linear classifier on stop-gradient features as it goes
       online_probe_lr=0.1,       # its SGD (Nesterov) learning rate, cosine-decayed over the run
   ))
+  if method:
+    from jax_ssl import methods  # noqa: PLC0415  (methods import this module)
+    methods.compose(c, methods.get(method))
   return c
 
 
@@ -167,7 +132,7 @@ def fill_unset(section, values):
 
 
 def labelled_task_config(task, *, base_lr, num_epochs):
-  """The schema set for a labelled protocol on a pretrained encoder (SimCLR's linear
+  """The schema set for a labelled protocol on a pretrained encoder (the standard linear
   evaluation and fine-tuning): model and data from the pretraining run unless set, batch
   256, SGD with Nesterov momentum 0.9, learning rate base_lr x B / 256, no warm-up, no
   weight decay."""
@@ -190,28 +155,18 @@ def check_variant(arg):
 
 
 def shrink_for_cpu(c):
-  """Keeps a recipe's method and data but makes it run on a laptop CPU in seconds."""
+  """Keeps a recipe's method but makes it run on a laptop CPU in seconds, offline: the
+  built-in digits (a command-line --config.data.source still wins), a ResNet-10 at 1/8
+  width, 32 pixels, batch 32, 2 epochs; the method shrinks its own section and views."""
   c.model.arch = "resnet10"
   c.model.width_multiplier = 0.125
   c.model.cifar_stem = True
-  c.simclr.proj_hidden_dims = (64,)
-  c.simclr.proj_dim = 32
-  c.moco.proj_hidden_dims = (64,)
-  c.moco.proj_dim = 32
-  c.moco.pred_hidden_dims = (64,) if c.moco.pred_hidden_dims else ()
-  c.moco.queue_size = min(c.moco.queue_size, 256)
-  c.byol.proj_hidden_dims = c.byol.pred_hidden_dims = (64,)
-  c.byol.proj_dim = 32
-  c.swav.proj_hidden_dims = (64,)
-  c.swav.proj_dim = 32
-  c.swav.num_prototypes = 30
-  c.swav.queue_size = 0
-  c.data.image_size = 32
+  c.data.update(source="builtin:mnist", data_dir="", train_split="train", test_split="test",
+                image_size=32, shuffle_buffer=512)
   c.data.augment.blur_prob = 0.0
-  c.data.augment.view2_blur_prob = 0.0
-  c.data.multicrop.num_local = min(c.data.multicrop.num_local, 2)
-  c.data.multicrop.local_size = 16
-  c.data.shuffle_buffer = 512
+  for view in c.data.views.values():
+    if view.blur_prob is not None:
+      view.blur_prob = 0.0
   c.train.batch_size = 32
   c.train.num_epochs = 2
   c.train.warmup_epochs = 1
@@ -219,22 +174,11 @@ def shrink_for_cpu(c):
   c.eval.batch_size = 64
   c.eval.linear_epochs = 5
   c.eval.max_train_examples = 0
-
-
-def use_byol_augmentations(c):
-  """BYOL's asymmetric pair (Grill et al. 2020, Table 6), also used by MoCo v3.
-
-  Colour jitter 0.4/0.4/0.2/0.1 with p = 0.8, grayscale 0.2, and per view
-  blur p = 1.0 / 0.1 and solarize p = 0 / 0.2.
-  """
-  a = c.data.augment
-  a.recipe = "byol"
-  a.color_strength = 1.0
-  a.jitter = (0.4, 0.4, 0.2, 0.1)
-  a.color_prob = 0.8
-  a.grayscale_prob = 0.2
-  a.blur_prob, a.view2_blur_prob = 1.0, 0.1
-  a.solarize_prob, a.view2_solarize_prob = 0.0, 0.2
+  if c.method:
+    from jax_ssl import methods  # noqa: PLC0415  (methods import this module)
+    shrink = methods.get(c.method).tiny
+    if shrink is not None:
+      shrink(c)
 
 
 def use_tiny_digits(c):
@@ -260,7 +204,8 @@ def use_tiny_digits(c):
   c.data.augment.flip = False
   c.data.augment.color_strength = 0.5
   c.data.augment.blur_prob = 0.0
-  c.data.augment.view2_blur_prob = 0.0
+  for view in c.data.views.values():
+    view.blur_prob = 0.0
   c.train.batch_size = 64
   c.train.num_epochs = 15
   c.train.warmup_epochs = 1
@@ -272,13 +217,23 @@ def use_tiny_digits(c):
   c.eval.linear_epochs = 100
 
 
+def schema_of(config):
+  """The schema a config is checked against: base_config of its method, if it has one."""
+  return base_config(config.method if config.get("method") else None)
+
+
 def unknown_fields(config, schema=None, prefix="config"):
-  """Dotted names of fields in `config` that the schema does not have."""
-  schema = base_config() if schema is None else schema
+  """Dotted names of fields in `config` that the schema does not have. View groups are
+  checked against the fields of a group, whatever their names."""
+  schema = schema_of(config) if schema is None else schema
   unknown = []
   for key, value in config.items():
     name = f"{prefix}.{key}"
-    if key not in schema:
+    if name == "config.data.views":
+      template = views_lib.group()
+      for group_name, group in value.items():
+        unknown += unknown_fields(group, template, f"{name}.{group_name}")
+    elif key not in schema:
       unknown.append(name)
     elif isinstance(value, ml_collections.ConfigDict):
       unknown += unknown_fields(value, schema[key], name)
@@ -290,20 +245,48 @@ def require(ok, field, value, expected):
     raise ValueError(f"{field}={value!r} is invalid: expected {expected}")
 
 
-def validate(config, *, num_devices, num_processes=1, methods=()):
+def _validate_method(config, num_devices):
+  """The method is registered, the config holds its sections and no other method's, and
+  the method's own checks pass."""
+  from jax_ssl import methods  # noqa: PLC0415  (methods import this module)
+  known = methods.names()
+  require(config.method in known, "config.method", config.method, f"one of {known}")
+  others = [name for name in known if name in config and name != config.method]
+  if others or config.method not in config:
+    raise ValueError(
+        f"config.method={config.method!r} does not match the config's method section "
+        f"{others or '(none)'}: start from a config file of {config.method} "
+        f"(configs/{config.method}_*.py) or jax_ssl.config.base_config({config.method!r})")
+  method = methods.get(config.method)
+  require(any(v.count for v in config.data.views.values()), "config.data.views",
+          config.data.views.to_dict(), f"at least one view group with count >= 1 "
+          f"({config.method}'s views: {sorted(method.views().keys())})")
+  declared = sorted(method.param_groups)
+  require(sorted(config.optim.groups.keys()) == declared, "config.optim.groups",
+          sorted(config.optim.groups.keys()), f"{config.method}'s parameter groups {declared}")
+  for name, treatment in config.optim.groups.items():
+    require(treatment.frozen_epochs >= 0, f"config.optim.groups.{name}.frozen_epochs",
+            treatment.frozen_epochs, ">= 0")
+    require(treatment.lr_multiplier >= 0, f"config.optim.groups.{name}.lr_multiplier",
+            treatment.lr_multiplier, ">= 0")
+  if method.check is not None:
+    method.check(config, num_devices)
+
+
+def validate(config, *, num_devices, num_processes=1):
   """Checks the config before anything is built; raises ValueError naming the field."""
+  require(config.task in TASKS, "config.task", config.task, f"one of {TASKS}")
+  if config.task == "pretrain":
+    _validate_method(config, num_devices)
   unknown = unknown_fields(config)
   if unknown:
     raise ValueError(f"unknown config field(s): {', '.join(unknown)}; see jax_ssl/config.py "
-                     "for the fields a config can set")
-  require(config.task in TASKS, "config.task", config.task, f"one of {TASKS}")
+                     "and the method's module for the fields a config can set")
   if config.task != "pretrain":
     require(bool(config.pretrained), "config.pretrained", config.pretrained,
              "the workdir of a pretraining run")
   require(0 < config.data.label_fraction <= 1, "config.data.label_fraction",
            config.data.label_fraction, "in (0, 1]")
-  if methods:
-    require(config.method in methods, "config.method", config.method, f"one of {tuple(methods)}")
   t = config.train
   require(t.batch_size > 0, "config.train.batch_size", t.batch_size, "a positive integer")
   require(t.batch_size % num_devices == 0, "config.train.batch_size", t.batch_size,
@@ -325,9 +308,6 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
   models.validate(config.model)
   _validate_optim(config.optim)
   _validate_eval(config.eval, num_devices)
-  if config.method in methods:
-    from jax_ssl import methods as methods_lib  # noqa: PLC0415  (the registry imports models)
-    methods_lib.get(config.method).check_config(config, num_devices)
 
 
 def _validate_optim(o):

@@ -10,6 +10,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jax_ssl import data, diagnostics, losses, parallel
+from jax_ssl.data import views as views_lib
 
 
 def extract_features(encode, batches, mesh, max_examples=0):
@@ -180,16 +181,22 @@ def knn_ks(eval_config):
   return tuple(sorted({20, 200, eval_config.knn_k}))
 
 
-@jax.jit
-def positive_pairs(batch):
-  """Two augmentations of the same images from a pretraining batch of any recipe.
+def positive_pairs(batch, data_config):
+  """Two augmentations of the same images from a pretraining batch, or None if it has no
+  two: the first two views at config.data.image_size without a transform, in view-group
+  order ('view1' and 'view2'; multi-crop's first two global crops)."""
+  picks = []
+  for group in views_lib.view_groups(data_config):
+    if group.size == data_config.image_size and not group.transform:
+      picks += [(group.name, i if group.stacked else None) for i in range(group.count)]
+  return _pick_pair(batch, tuple(picks[:2])) if len(picks) >= 2 else None
 
-  Two-view recipes give 'view1' and 'view2'; multi-crop gives its first two global crops.
-  Jitted, so it also slices global arrays that span several processes.
-  """
-  if "view1" in batch:
-    return {"view1": batch["view1"], "view2": batch["view2"]}
-  return {"view1": batch["global"][:, 0], "view2": batch["global"][:, 1]}
+
+# Jitted, so it also slices global arrays that span several processes.
+@functools.partial(jax.jit, static_argnums=1)
+def _pick_pair(batch, picks):
+  first, second = (batch[name] if i is None else batch[name][:, i] for name, i in picks)
+  return {"view1": first, "view2": second}
 
 
 def evaluate_encoder(encode, config, source, mesh, prefix="", pairs=None):
@@ -214,3 +221,51 @@ def evaluate_encoder(encode, config, source, mesh, prefix="", pairs=None):
     view1, view2 = jax.device_get((encode(pairs["view1"]), encode(pairs["view2"])))
     results["alignment"] = diagnostics.alignment(view1, view2)
   return {prefix + k: v for k, v in results.items()}
+
+
+# ---------------------------------------------------- features by example ----
+_SCATTERS = {}
+
+
+def _scatter_rows(mesh):
+  """A jitted (bank, valid, features, index, mask) -> (bank, valid) with rows `index` of
+  the unmasked examples set, keeping the bank sharded over 'data'."""
+  if mesh not in _SCATTERS:
+    sharding = parallel.batch_sharding(mesh)
+
+    def scatter(bank, valid, features, index, mask):
+      index = jnp.where(mask, index, bank.shape[0])  # past the end: dropped
+      return (bank.at[index].set(features.astype(bank.dtype), mode="drop"),
+              valid.at[index].set(True, mode="drop"))
+
+    _SCATTERS[mesh] = jax.jit(scatter, donate_argnums=(0, 1),
+                              out_shardings=(sharding, sharding))
+  return _SCATTERS[mesh]
+
+
+def features_by_index(encode, config, source, mesh):
+  """Features of the whole training split in index order, kept on the devices.
+
+  Returns (features [N', F] float32, valid [N'] bool), both sharded by rows over 'data':
+  row i holds the example whose `index` is i; N' is the split's size rounded up to a
+  multiple of the devices, and rows that no example filled are zero and invalid. For
+  methods' epoch-start hooks (k-means over the training split): no host holds more than
+  its batch.
+  """
+  rows = -(-source.num_train // mesh.size) * mesh.size
+  batches = data.eval_batches(config.data, source, "train",
+                              local_batch_size=parallel.local_batch_size(config.eval.batch_size),
+                              process_index=jax.process_index(),
+                              process_count=jax.process_count())
+  scatter = _scatter_rows(mesh)
+  bank = valid = None
+  for local in batches:
+    batch = parallel.global_batch(local, mesh)
+    features = encode(batch["image"])
+    if bank is None:
+      sharding = parallel.batch_sharding(mesh)
+      bank = jax.jit(lambda: jnp.zeros((rows, features.shape[1]), jnp.float32),
+                     out_shardings=sharding)()
+      valid = jax.jit(lambda: jnp.zeros((rows,), bool), out_shardings=sharding)()
+    bank, valid = scatter(bank, valid, features, batch["index"], batch["mask"])
+  return bank, valid

@@ -3,10 +3,13 @@
   python -m jax_ssl.export --workdir=<pretraining workdir>
 
 writes <workdir>/export/ (also written at the end of every pretraining run):
-  encoder/             orbax checkpoint of {'params', 'batch_stats'} of the backbone only
-                       (no projection head, no optimizer or method state);
-  encoder.json         the architecture (config.model), feature size, input convention;
-  encoder.safetensors  for ResNets, a PyTorch state dict with torchvision's names and
+  encoder/             orbax checkpoint of {'params', 'batch_stats'} of the method's
+                       evaluation encoder only, by default the backbone (no projection
+                       head, no optimizer or method state);
+  encoder.json         the architecture (config.model; for an encoder other than the
+                       backbone, its method and that method's config), feature size,
+                       input convention;
+  encoder.safetensors  for backbone ResNets, a PyTorch state dict with torchvision's names and
                        layouts (conv1.weight [O, I, kh, kw], bn1.running_mean,
                        layer1.0.conv1.weight, layer2.0.downsample.0.weight, ...).
 
@@ -26,7 +29,7 @@ import orbax.checkpoint as ocp
 import tensorflow as tf
 from absl import app, flags
 
-from jax_ssl import models, parallel
+from jax_ssl import methods, models, parallel, step as step_lib
 
 EXPORT_DIR = "export"
 INFO_FILE = "encoder.json"
@@ -42,14 +45,14 @@ def export_dir(workdir):
   return os.path.join(_absolute(workdir), EXPORT_DIR)
 
 
-def encoder_variables(state):
-  """The backbone's params and BN statistics out of a train state."""
-  return {"params": state["params"]["backbone"],
-          "batch_stats": state["batch_stats"].get("backbone", {})}
+def export_encoder(variables, config, workdir, step, encoder=None):
+  """Writes workdir/export/; every process calls it (the orbax save is collective).
 
-
-def export_encoder(variables, config, workdir, step):
-  """Writes workdir/export/; every process calls it (the orbax save is collective)."""
+  `encoder` (a methods.Encoder) defaults to the backbone. Another encoder (two encoders
+  concatenated, a pooled patch grid) is written with its method's config so that
+  `load_encoder` can rebuild it; only a backbone also gets a PyTorch state dict.
+  """
+  is_backbone = encoder is None or encoder.is_backbone
   out = export_dir(workdir)
   checkpointer = ocp.StandardCheckpointer()
   checkpointer.save(os.path.join(out, "encoder"), variables, force=True)
@@ -58,20 +61,37 @@ def export_encoder(variables, config, workdir, step):
     return out
   info = {
       "model": config.model.to_dict(),
-      "feature_dim": models.backbone_feature_dim(config.model),
+      "encoder": "backbone" if is_backbone else "method",
+      "feature_dim": (models.backbone_feature_dim(config.model) if is_backbone
+                      else step_lib.encoder_feature_dim(encoder, config)),
       "image_size": config.data.image_size,
       "pretrained_on": config.data.source,
       "method": config.method,
       "step": int(step),
       "input": INPUT_CONVENTION,
-      "torch_state_dict": TORCH_FILE,
+      "torch_state_dict": TORCH_FILE if is_backbone else None,
   }
+  if not is_backbone:
+    info["method_config"] = config[config.method].to_dict()
   with tf.io.gfile.GFile(os.path.join(out, INFO_FILE), "w") as f:
     f.write(json.dumps(info, indent=2))
-  from safetensors.numpy import save  # noqa: PLC0415  (only the exporting process needs it)
-  with tf.io.gfile.GFile(os.path.join(out, TORCH_FILE), "wb") as f:
-    f.write(save(torch_state_dict(variables, step)))
+  if is_backbone:
+    from safetensors.numpy import save  # noqa: PLC0415  (only the exporting process needs it)
+    with tf.io.gfile.GFile(os.path.join(out, TORCH_FILE), "wb") as f:
+      f.write(save(torch_state_dict(variables, step)))
   return out
+
+
+def encoder_module(info):
+  """The flax module of an export, from its encoder.json."""
+  if info.get("encoder", "backbone") == "backbone":
+    return models.create_backbone(ml_collections.ConfigDict(info["model"]))
+  from jax_ssl import config as config_lib  # noqa: PLC0415  (imports every method)
+  config = config_lib.base_config(info["method"])
+  config.model.update(info["model"])
+  config[info["method"]].update(info["method_config"])
+  config.data.image_size = info["image_size"]
+  return methods.get(info["method"]).encoder(config).module
 
 
 # ------------------------------------------------------------------ torch ----
@@ -128,7 +148,7 @@ def load_encoder(path, mesh=None):
     raise FileNotFoundError(f"no exported encoder in {path}: expected {path}/{EXPORT_DIR}/"
                             f"{INFO_FILE} (run python -m jax_ssl.export --workdir={path})")
   info = read_info(folder)
-  backbone = models.create_backbone(ml_collections.ConfigDict(info["model"]))
+  backbone = encoder_module(info)
   size = info["image_size"]
   shapes = jax.eval_shape(lambda: backbone.init(jax.random.key(0), jnp.zeros((1, size, size, 3)),
                                                 train=False))
@@ -179,7 +199,9 @@ def export_from_workdir(workdir):
                             " expected a pretraining run that saved at least one step")
   # Restored without a target: every entry lands on one device, which an encoder fits.
   state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return export_encoder(encoder_variables(state["state"]), config, workdir, step)
+  encoder = methods.get(config.method).encoder(config)
+  return export_encoder(encoder.variables(state["state"]["params"], state["state"]["batch_stats"]),
+                        config, workdir, step, encoder)
 
 
 def main(argv):

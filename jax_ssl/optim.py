@@ -1,8 +1,10 @@
 """Optimizers, learning-rate scaling and schedules, built from `config.optim`."""
 import math
+import re
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 OPTIMIZERS = ("lars", "sgd", "adamw")
@@ -43,21 +45,109 @@ def decay_mask(params):
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def make_optimizer(optim_config, schedule):
+def _constant_mask(value):
+  return lambda params: jax.tree.map(lambda _: value, params)
+
+
+def make_optimizer(optim_config, schedule, decay=True):
+  """The optimizer of `config.optim`. Weight decay and LARS adaptation reach the
+  parameters `decay_mask` picks, or every one with `optim.exclude_vectors=False`, or none
+  with decay=False."""
   name = optim_config.name
+  if not decay:
+    mask = _constant_mask(False)
+  elif optim_config.get("exclude_vectors", True):
+    mask = decay_mask
+  else:
+    mask = _constant_mask(True)
   if name == "lars":
     return optax.lars(
-        schedule, weight_decay=optim_config.weight_decay, weight_decay_mask=decay_mask,
+        schedule, weight_decay=optim_config.weight_decay, weight_decay_mask=mask,
         trust_coefficient=optim_config.trust_coefficient, eps=0.0,
-        trust_ratio_mask=decay_mask, momentum=optim_config.momentum,
+        trust_ratio_mask=mask, momentum=optim_config.momentum,
         nesterov=optim_config.nesterov)
   if name == "sgd":
     return optax.chain(
-        optax.add_decayed_weights(optim_config.weight_decay, mask=decay_mask),
+        optax.add_decayed_weights(optim_config.weight_decay, mask=mask),
         optax.sgd(schedule, momentum=optim_config.momentum, nesterov=optim_config.nesterov))
   if name == "adamw":
-    return optax.adamw(schedule, weight_decay=optim_config.weight_decay, mask=decay_mask)
+    return optax.adamw(schedule, weight_decay=optim_config.weight_decay, mask=mask)
   raise ValueError(f"config.optim.name={name!r} is not an optimizer; expected one of {OPTIMIZERS}")
+
+
+# ------------------------------------------------------- parameter groups ----
+DEFAULT_GROUP = "default"
+# How `config.optim.groups.<name>` may treat a method's parameter group.
+GROUP_FIELDS = {
+    "frozen_epochs": 0.0,   # no step, no decay, no momentum for this many epochs
+    "constant_lr": False,   # the peak learning rate throughout, no warm-up or decay
+    "lr_multiplier": 1.0,   # times the run's learning rate
+    "weight_decay": True,   # False: neither weight decay nor LARS adaptation
+}
+
+
+def group_config(**treatment):
+  """config.optim.groups.<name>: GROUP_FIELDS with `treatment` changed."""
+  unknown = sorted(set(treatment) - set(GROUP_FIELDS))
+  if unknown:
+    raise ValueError(f"parameter group fields {unknown} are unknown; expected some of "
+                     f"{list(GROUP_FIELDS)}")
+  return ml_collections.ConfigDict({**GROUP_FIELDS, **treatment})
+
+
+def param_path(path):
+  """A tree path as 'backbone/layer1_0/conv1/kernel'."""
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def param_labels(patterns):
+  """params -> the same tree of group names: the first group whose regex matches a
+  parameter's path (re.search), else 'default'."""
+  compiled = [(name, re.compile(pattern)) for name, pattern in patterns.items()]
+
+  def labels(params):
+    def label(path, _):
+      where = param_path(path)
+      return next((name for name, regex in compiled if regex.search(where)), DEFAULT_GROUP)
+    return jax.tree_util.tree_map_with_path(label, params)
+  return labels
+
+
+def _group_schedule(schedule, peak_lr, treatment):
+  multiplier = treatment.lr_multiplier
+  if treatment.constant_lr:
+    return peak_lr * multiplier
+  if multiplier == 1.0:
+    return schedule
+  if callable(schedule):
+    return lambda step: multiplier * schedule(step)
+  return multiplier * schedule
+
+
+def make_grouped_optimizer(optim_config, schedule, *, peak_lr, patterns, steps_per_epoch):
+  """The run's optimizer: `config.optim` for the default group, and for each of a
+  method's parameter groups (`patterns`: {group: regex}) that optimizer with the group's
+  treatment from `config.optim.groups`. One optax.multi_transform entry per group, so
+  a group's optimizer state can be reset on its own (`reset_groups`)."""
+  if not patterns:
+    return make_optimizer(optim_config, schedule)
+  transforms = {DEFAULT_GROUP: make_optimizer(optim_config, schedule)}
+  for name in patterns:
+    treatment = optim_config.groups[name]
+    tx = make_optimizer(optim_config, _group_schedule(schedule, peak_lr, treatment),
+                        decay=treatment.weight_decay)
+    frozen_steps = round(treatment.frozen_epochs * steps_per_epoch)
+    transforms[name] = frozen_for(tx, frozen_steps) if frozen_steps else tx
+  return optax.multi_transform(transforms, param_labels(patterns))
+
+
+def reset_groups(tx, opt_state, params, groups):
+  """`opt_state` with the state of each of `groups` (of a make_grouped_optimizer) as new."""
+  fresh = tx.init(params)
+  inner = dict(opt_state.inner_states)
+  for name in groups:
+    inner[name] = fresh.inner_states[name]
+  return opt_state._replace(inner_states=inner)
 
 
 def ema_momentum(step, total_steps, base, schedule="cosine"):
@@ -76,7 +166,6 @@ def ema_momentum(step, total_steps, base, schedule="cosine"):
 def ema_update(target, online, momentum):
   """target <- momentum * target + (1 - momentum) * online, leaf by leaf."""
   return optax.incremental_update(online, target, 1.0 - momentum)
-
 
 
 def frozen_for(inner, num_steps):

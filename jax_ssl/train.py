@@ -10,7 +10,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from jax_ssl import checkpoint, config as config_lib, data, evaluate, export, methods, metrics
-from jax_ssl import models, optim, parallel, preemption, probe, step as step_lib
+from jax_ssl import optim, parallel, preemption, probe, step as step_lib
 
 
 def schedule_lengths(config, num_train):
@@ -69,9 +69,8 @@ def train_and_evaluate(config, workdir):
   """
   # ---- Validate everything before building or compiling anything. ----
   config_lib.validate(config, num_devices=jax.device_count(),
-                      num_processes=jax.process_count(), methods=methods.METHODS)
+                      num_processes=jax.process_count())
   source = data.make_source(config.data)
-  method = methods.get(config.method)
   steps_per_epoch, total_steps, warmup_steps, last_step = schedule_lengths(
       config, source.num_train)
   manager = checkpoint.make_manager(workdir, config.train)
@@ -81,16 +80,15 @@ def train_and_evaluate(config, workdir):
   resident = (data.device.resident_dataset(source, mesh, config.train.batch_size)
               if augment_path == "resident" else None)
 
-  # ---- Model, optimizer. ----
-  model = method.create_model(config)
+  # ---- Model, optimizer, state. ----
+  method, run, tx, schedule = step_lib.make_run(
+      config, mesh, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+      warmup_steps=warmup_steps, num_train=source.num_train)
   peak_lr = optim.scaled_learning_rate(config.optim, config.train.batch_size)
-  schedule = optim.warmup_cosine(peak_lr, warmup_steps, total_steps,
-                                 peak_lr * config.optim.final_lr_fraction)
-  run = methods.Run(model, config, mesh, steps_per_epoch, total_steps)
-  tx = method.adapt_optimizer(optim.make_optimizer(config.optim, schedule), run)
+  encoder = method.encoder(config)
   state = step_lib.create_state(run, method, tx)
   state = probe.add_online_probe(state, config, source.num_classes,
-                                 models.backbone_feature_dim(config.model), total_steps, mesh)
+                                 step_lib.encoder_feature_dim(encoder, config), total_steps, mesh)
 
   # ---- Checkpoint: resume from the latest one in workdir. ----
   restored = checkpoint.restore_latest(manager, checkpoint.abstract_like(state))
@@ -99,7 +97,7 @@ def train_and_evaluate(config, workdir):
   checkpoint.write_config(workdir, config)
   metrics.forget_lost_steps(workdir, start_step)
   writer = metrics.MetricWriter(workdir)
-  encoder_of = step_lib.make_encoder(model)
+  encoder_of = step_lib.make_encoder(encoder)
   logging.info("%s on %s: %d steps (%d per epoch), peak lr %.4g, %d devices, augmentation "
                "on the %s path, start at step %d", config.method, config.data.source, last_step,
                steps_per_epoch, peak_lr, jax.device_count(), augment_path, start_step)
@@ -116,7 +114,13 @@ def train_and_evaluate(config, workdir):
   # ---- The loop. ----
   prepare = data.device.make_prepare(config.data, mesh, config.seed, augment_path,
                                      config.train.batch_size)
-  train_step = step_lib.make_train_step(run, method, tx, schedule, prepare)
+  train_step = step_lib.make_train_step(run, method, tx, schedule, prepare, layout=state)
+  epoch_start = step_lib.make_epoch_start(run, method, tx)
+
+  def epoch_context(state):
+    return methods.EpochContext(run, lambda: evaluate.features_by_index(
+        encoder_of(state), config, source, mesh))
+
   if resident is not None:  # the devices hold the data: the host sends nothing
     host_batches, batches = None, itertools.repeat(resident)
   else:
@@ -129,7 +133,8 @@ def train_and_evaluate(config, workdir):
   first_batch = next(batches)
   batches = itertools.chain([first_batch], batches)
   pairs = evaluate.positive_pairs(  # alignment, at every evaluation
-      first_batch if prepare is None else jax.jit(prepare)(first_batch, start_step))
+      first_batch if prepare is None else jax.jit(prepare)(first_batch, start_step),
+      config.data)
   final = {}
   if start_step == 0 and config.eval.baseline:
     final.update(run_evaluation(0, prefix="baseline_"))
@@ -145,6 +150,8 @@ def train_and_evaluate(config, workdir):
   stopping = False
   try:
     for step, batch in zip(range(start_step + 1, last_step + 1), batches):
+      if epoch_start is not None and (step - 1) % steps_per_epoch == 0:
+        state = epoch_start(state, (step - 1) // steps_per_epoch, epoch_context(state))
       state, step_metrics = train_step(state, batch)
       if step == start_step + 1:  # images/s and ETA should not count compilation
         jax.block_until_ready(step_metrics)
@@ -181,6 +188,7 @@ def train_and_evaluate(config, workdir):
     metrics.print_line(f"SIGTERM: stopped at step {step} with a checkpoint; run the same "
                        "command again to resume")
     return {**final, "stopped_at_step": step}
+  export.export_encoder(encoder.variables(state["params"], state["batch_stats"]), config,
+                        workdir, step, encoder)
   final.update(run_evaluation(step))
-  export.export_encoder(export.encoder_variables(state), config, workdir, step)
   return final

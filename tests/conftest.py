@@ -61,7 +61,7 @@ def pretrained_workdir(digit_folder, tmp_path_factory):
   from jax_ssl import checkpoint, config as config_lib, export, models  # noqa: PLC0415
 
   workdir = str(tmp_path_factory.mktemp("pretrained"))
-  config = config_lib.base_config()
+  config = config_lib.base_config("simclr")
   config_lib.shrink_for_cpu(config)
   config.data.source = f"folder:{digit_folder}"
   config.data.image_size = 16

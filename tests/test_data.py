@@ -12,11 +12,14 @@ from jax_ssl.data import eval_batches, make_source, pretrain_batches, Source
 from jax_ssl.data import pipeline, sources
 
 
-def data_config(**overrides):
-  cfg = base_config().data
+def data_config(method='simclr', **overrides):
+  """config.data of `method` (its views) on the built-in digits, with overrides; `views`
+  maps group names to the fields to change."""
+  cfg = base_config(method).data
   cfg.update(dict(source='builtin:mnist', image_size=28))
   cfg.augment.update(overrides.pop('augment', {}))
-  cfg.multicrop.update(overrides.pop('multicrop', {}))
+  for name, fields in overrides.pop('views', {}).items():
+    cfg.views[name].update(fields)
   cfg.update(overrides)
   return cfg
 
@@ -30,7 +33,8 @@ def indexed_source(n, shape=(8, 8)):
     del split
     return tf.data.Dataset.from_tensor_slices({
         'image': images[process_index::process_count],
-        'label': labels[process_index::process_count]})
+        'label': labels[process_index::process_count],
+        'index': labels[process_index::process_count]})
 
   return Source('test:indexed', n, n, n, read)
 
@@ -77,8 +81,8 @@ def test_pretrain_batches_are_two_views_in_range():
 
 
 def test_multicrop_batches_hold_global_and_local_crops():
-  cfg = data_config(augment=dict(recipe='multicrop'),
-                    multicrop=dict(num_global=2, num_local=3, local_size=12))
+  cfg = data_config('swav', views={'global': dict(count=2),
+                                   'local': dict(count=3, size=12)})
   batch = next(pretrain_batches(cfg, make_source(cfg), local_batch_size=4,
                                 seed=0))
   assert batch['global'].shape == (4, 2, 28, 28, 3)
@@ -89,15 +93,16 @@ def test_multicrop_batches_hold_global_and_local_crops():
   assert np.abs(batch['global'][:, 0] - batch['global'][:, 1]).mean() > 1e-3
 
 
-def test_byol_recipe_views_differ_in_blur_and_solarize_rates():
-  """View 1 is always blurred and never solarized; view 2 the other way round."""
-  cfg = data_config(image_size=32, augment=dict(
-      recipe='byol', crop_area_min=1.0, aspect_min=1.0, aspect_max=1.0,
-      flip=False, color_prob=0.0, grayscale_prob=0.0, blur_prob=1.0,
-      solarize_prob=0.0, view2_blur_prob=0.0, view2_solarize_prob=1.0))
+def test_view_groups_take_their_own_blur_and_solarize_rates():
+  """BYOL's pair, as data: view 1 always blurred and never solarized; view 2 the other
+  way round."""
+  cfg = data_config('byol', image_size=32, augment=dict(
+      crop_area_min=1.0, aspect_min=1.0, aspect_max=1.0, flip=False, color_prob=0.0,
+      grayscale_prob=0.0), views=dict(view1=dict(blur_prob=1.0, solarize_prob=0.0),
+                                      view2=dict(blur_prob=0.0, solarize_prob=1.0)))
   image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
   source = Source('test:one', 1, 1, 1, lambda *_: tf.data.Dataset.from_tensors(
-      {'image': image, 'label': np.int32(0)}))
+      {'image': image, 'label': np.int32(0), 'index': np.int32(0)}))
   batch = next(pretrain_batches(cfg, source, local_batch_size=4, seed=0))
   original = image / 255.0
   # Blurred (a noise image loses contrast) but not solarized (still correlated).
@@ -141,6 +146,53 @@ def test_pretrain_reshuffles_every_epoch_and_shards_by_process():
           process_count=2), 2)]) for i in range(2)}
   np.testing.assert_array_equal(np.sort(labels[0]), np.arange(0, 16, 2))
   np.testing.assert_array_equal(np.sort(labels[1]), np.arange(1, 16, 2))
+
+
+# --------------------------------------------------------------- index ----
+def _indices_and_images(source, split, process_count):
+  """{index: image bytes} over every process's shard of `split`."""
+  seen = {}
+  for process in range(process_count):
+    for example in source.dataset(split, process, process_count).as_numpy_iterator():
+      assert int(example['index']) not in seen
+      seen[int(example['index'])] = example['image'].tobytes()
+  return seen
+
+
+@pytest.mark.parametrize('kind', ['builtin', 'folder', 'tfds'])
+def test_every_example_keeps_its_index_in_the_split_whatever_the_processes(kind, tmp_path):
+  if kind == 'builtin':
+    cfg = data_config()
+  elif kind == 'folder':
+    make_folder(str(tmp_path))
+    cfg = data_config(source=f'folder:{tmp_path}')
+  else:
+    cfg = data_config(source='tfds:cifar10')
+  with tfds.testing.mock_data(num_examples=12):
+    source = make_source(cfg)
+    alone = _indices_and_images(source, 'train', 1)
+    assert sorted(alone) == list(range(source.num_train))
+    if kind != 'tfds':  # mock_data gives every part of an even split all 12 examples
+      assert _indices_and_images(source, 'train', 3) == alone  # each example keeps its index
+  if kind == 'builtin':
+    images, _ = sources.mnist_splits()['train']
+    assert all(alone[i] == images[i].tobytes() for i in (0, 17, 3999))
+
+
+def test_pretrain_batches_carry_each_examples_index_every_epoch_and_on_resume():
+  # indexed_source's labels are the indices, which makes the index checkable.
+  source, cfg = indexed_source(20), data_config(image_size=8)
+  batches = take(pretrain_batches(cfg, source, local_batch_size=8, seed=3), 6)
+  for batch in batches:
+    assert batch['index'].dtype == np.int32
+    np.testing.assert_array_equal(batch['index'], batch['label'])
+  resumed = next(pretrain_batches(cfg, source, local_batch_size=8, seed=3, start_step=4))
+  np.testing.assert_array_equal(resumed['index'], batches[4]['index'])
+  for process in range(2):
+    shard = next(pretrain_batches(cfg, source, local_batch_size=4, seed=3,
+                                  process_index=process, process_count=2))
+    np.testing.assert_array_equal(shard['index'], shard['label'])
+    assert set(shard['index'] % 2) == {process}
 
 
 # ---------------------------------------------------------------- eval ----

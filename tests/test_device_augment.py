@@ -125,17 +125,17 @@ def host_views(image, cfg, count, size, compiled=False):
 def device_views(image, cfg, count, size, crop_on_device):
   keys = jax.random.split(jax.random.key(5), count)
   area = (cfg.crop_area_min, cfg.crop_area_max)
+  probs = augment.config_probabilities(cfg)
   if crop_on_device:
     view = functools.partial(device.full_view, augment_config=cfg, size=size, area_range=area,
-                             blur_prob=cfg.blur_prob, solarize_prob=cfg.solarize_prob)
+                             probs=probs)
     return np.asarray(jax.jit(jax.vmap(lambda k: view(jnp.asarray(image), k)))(keys))
   # The device path proper: the host crops and flips (uint8), the device does the colour.
   crops = (tf.data.Dataset.range(count)
            .map(lambda i: tf.cast(tf.round(255 * augment.random_flip(augment.random_resized_crop(
                tf.constant(image), tf.stack([i, 9]), size, area), tf.stack([i, 11]))), tf.uint8))
            .batch(count).get_single_element().numpy())
-  colour = functools.partial(device.colour_view, augment_config=cfg, blur_prob=cfg.blur_prob,
-                             solarize_prob=cfg.solarize_prob)
+  colour = functools.partial(device.colour_view, augment_config=cfg, probs=probs)
   return np.asarray(jax.jit(jax.vmap(lambda x, k: colour(device.to_float(x), k)))(crops, keys))
 
 
@@ -179,21 +179,22 @@ def test_blur_and_solarize_are_applied_at_their_rates():
 
 
 # ----------------------------------------------------- batches on a mesh ----
-def data_config(recipe="simclr", **overrides):
-  cfg = config_lib.base_config().data
+def data_config(method="simclr", **overrides):
+  cfg = config_lib.base_config(method).data
   cfg.image_size = 12
-  cfg.augment.recipe = recipe
-  cfg.multicrop.update(num_global=2, num_local=3, local_size=6)
+  if method == "swav":
+    cfg.views["global"].count = 2
+    cfg.views.local.update(count=3, size=6)
   cfg.augment.update(overrides)
   return cfg
 
 
-@pytest.mark.parametrize("recipe", ["byol", "multicrop"])
-def test_device_path_is_the_same_on_one_device_and_on_eight(recipe):
-  cfg = data_config(recipe)
+@pytest.mark.parametrize("method", ["byol", "swav"])
+def test_device_path_is_the_same_on_one_device_and_on_eight(method):
+  cfg = data_config(method)
   groups = pipeline.view_groups(cfg)
   rng = np.random.default_rng(0)
-  batch = {"label": np.arange(16, dtype=np.int32)}
+  batch = {"label": np.arange(16, dtype=np.int32), "index": np.arange(16, dtype=np.int32)[::-1]}
   for group in groups:
     shape = (16, group.count) if group.stacked else (16,)
     batch[group.name] = rng.integers(0, 256, shape + (group.size, group.size, 3), np.uint8)
@@ -212,6 +213,7 @@ def test_device_path_is_the_same_on_one_device_and_on_eight(recipe):
     gap = np.abs(eight[group.name] - one[group.name])
     assert (gap > 1e-5).mean() < 1e-3 and gap.max() < 0.02
   np.testing.assert_array_equal(eight["label"], batch["label"])
+  np.testing.assert_array_equal(eight["index"], batch["index"])  # passed on untouched
   later = jax.device_get(prepare(parallel.global_batch(batch, mesh), 8))
   assert not np.allclose(later[groups[0].name], eight[groups[0].name])
 
@@ -237,7 +239,10 @@ def test_resident_dataset_draws_every_example_once_an_epoch():
   prepare = jax.jit(device.make_prepare(cfg, mesh, seed=0, path="resident",
                                         global_batch_size=32))
   # 12 examples per device, 4 per device per step: steps 0-2 are epoch 0, 3-5 epoch 1.
-  labels = [np.asarray(prepare(data, step)["label"]) for step in range(6)]
+  batches = [jax.device_get(prepare(data, step)) for step in range(6)]
+  labels = [batch["label"] for batch in batches]
+  for batch in batches:  # ArraySource's labels are the examples' indices
+    np.testing.assert_array_equal(batch["index"], batch["label"])
   first_epoch, second_epoch = np.concatenate(labels[:3]), np.concatenate(labels[3:])
   np.testing.assert_array_equal(np.sort(first_epoch), np.arange(96))
   np.testing.assert_array_equal(np.sort(second_epoch), np.arange(96))

@@ -20,7 +20,7 @@ torch_reference = benchmark_scripts.load("torch_reference")
 
 
 def model_config(arch, width, cifar_stem):
-  c = config_lib.base_config()
+  c = config_lib.base_config("simclr")
   c.model.update(arch=arch, width_multiplier=width, cifar_stem=cifar_stem)
   c.data.image_size = 32
   return c

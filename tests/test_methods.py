@@ -1,4 +1,5 @@
-"""MoCo, BYOL and SwAV through the one training loop: state updates, and 3-step runs."""
+"""Every method through the one training loop: state updates, parameter groups, and a
+3-step run of each from its config file."""
 import pathlib
 
 import chex
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jax_ssl import config as config_lib, methods, metrics, optim, parallel, step as step_lib
+from jax_ssl import config as config_lib, methods, metrics, parallel, step as step_lib
 from jax_ssl import train
 from jax_ssl.methods import common, moco
 
@@ -18,8 +19,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def tiny(method, **sections):
-  c = config_lib.base_config()
-  c.method = method
+  c = config_lib.base_config(method)
   config_lib.shrink_for_cpu(c)
   c.data.image_size = 16
   c.train.batch_size = 16
@@ -28,13 +28,11 @@ def tiny(method, **sections):
   return c
 
 
-def build(config, steps_per_epoch=10, total_steps=100):
+def build(config, steps_per_epoch=10, total_steps=100, schedule=None):
   """A Run, the train state and the jitted step, as train.py builds them."""
-  method = methods.get(config.method)
-  run = methods.Run(method.create_model(config), config, parallel.make_mesh(), steps_per_epoch,
-                    total_steps)
-  schedule = optim.warmup_cosine(0.1, 0, total_steps)
-  tx = method.adapt_optimizer(optim.make_optimizer(config.optim, schedule), run)
+  method, run, tx, schedule = step_lib.make_run(
+      config, parallel.make_mesh(), steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+      schedule=schedule or (lambda step: 0.1))
   state = step_lib.create_state(run, method, tx)
   return run, method, state, step_lib.make_train_step(run, method, tx, schedule)
 
@@ -77,7 +75,7 @@ def test_byol_target_moves_by_the_scheduled_rate_and_gets_no_gradient():
 
 
 def test_shuffle_bn_normalises_each_device_separately():
-  config = tiny("moco")
+  config = tiny("moco_v2")
   run, _, state, _ = build(config)
   images = views(config)["view1"]
   target = state["method_state"]["target"]
@@ -96,18 +94,17 @@ def test_shuffle_bn_normalises_each_device_separately():
 
 def multicrop_batch(config, seed=0):
   rng = np.random.default_rng(seed)
-  b, s, crops = config.train.batch_size, config.data.image_size, config.data.multicrop
-  batch = {"global": rng.random((b, crops.num_global, s, s, 3), np.float32),
-           "local": rng.random((b, crops.num_local, crops.local_size, crops.local_size, 3),
-                               np.float32)}
+  b, s, views = config.train.batch_size, config.data.image_size, config.data.views
+  local = views.local.size
+  batch = {"global": rng.random((b, views["global"].count, s, s, 3), np.float32),
+           "local": rng.random((b, views.local.count, local, local, 3), np.float32)}
   return jax.device_put(batch, parallel.batch_sharding(parallel.make_mesh()))
 
 
 def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
   # A queue of 2 batches that starts filling at once: in use from step 3.
-  config = tiny("swav", swav=dict(freeze_prototypes_epochs=1, queue_size=32,
-                                  queue_start_epochs=0))
-  config.data.augment.recipe = "multicrop"
+  config = tiny("swav", swav=dict(queue_size=32, queue_start_epochs=0))
+  assert config.optim.groups.prototypes.frozen_epochs == 1  # SwAV's default, from its module
   _, _, state, train_step = build(config, steps_per_epoch=2)
   batch = multicrop_batch(config)
   kernels = [np.asarray(state["params"]["prototypes"]["kernel"])]
@@ -130,8 +127,9 @@ def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
 # Each augmentation path runs end to end: BYOL's asymmetric pair with its colour ops on
 # the devices, and SwAV's multi-crop with the dataset (CIFAR-10's fixed-size images)
 # resident there, crops and all.
-@pytest.mark.parametrize("recipe, path", [("moco_v2_r50", "host"), ("moco_v3_r50", "host"),
-                                          ("byol_r50", "device"), ("swav_r50", "resident")])
+@pytest.mark.parametrize("recipe, path", [
+    ("moco_v2_r50", "host"), ("moco_v3_r50", "host"), ("byol_r50", "device"),
+    ("swav_r50", "resident")])
 def test_three_steps_through_the_config_on_mock_data(recipe, path, tmp_path):
   source = "tfds:cifar10" if path == "resident" else "tfds:imagenet2012"
   config = load_config([f"--config={REPO / 'configs' / recipe}.py:tiny",
@@ -148,3 +146,4 @@ def test_three_steps_through_the_config_on_mock_data(recipe, path, tmp_path):
              if "loss" in r)
   assert 0 <= final["linear_top1"] <= 1 and 0 <= final["knn_top1"] <= 1
   assert (tmp_path / "checkpoints" / "3").is_dir()
+

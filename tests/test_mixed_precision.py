@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import distributed_steps
-from jax_ssl import methods, optim, parallel, step as step_lib
+from jax_ssl import optim, parallel, step as step_lib
 
 LOSS_RTOL = 2e-2
 RECIPES = {"simclr": "configs/simclr_r50.py:tiny", "byol": "configs/byol_r50.py:tiny"}
@@ -24,18 +24,18 @@ STATE_KEYS = ("params", "opt_state", "batch_stats", "method_state")
 def batches(steps, batch_size=16, size=16):
   rng = np.random.default_rng(0)
   views = rng.uniform(size=(steps, 2, batch_size, size, size, 3)).astype(np.float32)
-  return [{"view1": v[0], "view2": v[1]} for v in views]
+  return [{"view1": v[0], "view2": v[1], "index": np.arange(batch_size, dtype=np.int32)}
+          for v in views]
 
 
 def build(recipe, dtype):
   config = distributed_steps.recipe_config(recipe)
   config.model.dtype = dtype
-  method = methods.get(config.method)
   schedule = optim.warmup_cosine(
       optim.scaled_learning_rate(config.optim, config.train.batch_size), 1, 10)
-  run = methods.Run(method.create_model(config), config, parallel.make_mesh(jax.devices()[:1]),
-                    steps_per_epoch=5, total_steps=10)
-  tx = method.adapt_optimizer(optim.make_optimizer(config.optim, schedule), run)
+  method, run, tx, schedule = step_lib.make_run(
+      config, parallel.make_mesh(jax.devices()[:1]), steps_per_epoch=5, total_steps=10,
+      schedule=schedule)
   return method, run, step_lib.create_state(run, method, tx), step_lib.make_train_step(
       run, method, tx, schedule)
 
@@ -85,7 +85,7 @@ def test_bfloat16_step_matches_float32_and_keeps_float32_state(name):
 
   # Where the precision goes: convolutions in bfloat16, the loss in float32.
   batch = parallel.global_batch(data[0], run.mesh)
-  jaxpr = jax.make_jaxpr(lambda p: method.compute_loss(p, state, batch, jax.random.key(0), run))(
+  jaxpr = jax.make_jaxpr(lambda p: method.loss(p, state, batch, jax.random.key(0), run).loss)(
       state["params"]).jaxpr
   convs = out_dtypes(jaxpr, "conv_general_dilated")
   assert convs and all(d == jnp.bfloat16 for d in convs)

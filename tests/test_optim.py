@@ -10,7 +10,7 @@ from jax_ssl import config as config_lib, methods, optim
 
 @pytest.fixture(scope="module")
 def simclr_params():
-  c = config_lib.base_config()
+  c = config_lib.base_config("simclr")
   config_lib.shrink_for_cpu(c)
   model = methods.get("simclr").create_model(c)
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((2, 32, 32, 3)),
@@ -72,3 +72,67 @@ def test_unknown_optimizer_is_named():
   c.name = "adagrad"
   with pytest.raises(ValueError, match="config.optim.name='adagrad'"):
     optim.make_optimizer(c, 0.1)
+
+
+def _groups_optimizer(params, patterns, treatments, name="sgd", schedule=1.0, **optim_fields):
+  c = config_lib.base_config().optim
+  c.update({"name": name, "momentum": 0.0, "weight_decay": 0.0, **optim_fields})
+  for group, treatment in treatments.items():
+    c.groups[group] = optim.group_config(**treatment)
+  tx = optim.make_grouped_optimizer(c, schedule, peak_lr=2.0, patterns=patterns,
+                                    steps_per_epoch=2)
+  return tx, tx.init(params)
+
+
+def test_parameter_groups_take_their_own_learning_rates(simclr_params):
+  # Barlow Twins' biases and BN parameters at 0.024 of the rate; a constant-rate head.
+  patterns = {"biases": r"/(bias|scale)$", "head": r"^projector/dense_out/"}
+  labels = traverse_util.flatten_dict(optim.param_labels(patterns)(simclr_params))
+  assert labels[("projector", "dense_out", "kernel")] == "head"
+  assert labels[("backbone", "bn1", "scale")] == labels[("projector", "bn_0", "bias")] == "biases"
+  assert labels[("backbone", "conv1", "kernel")] == "default"
+  tx, opt_state = _groups_optimizer(
+      simclr_params, patterns, {"biases": dict(lr_multiplier=0.024),
+                                "head": dict(constant_lr=True)}, schedule=lambda step: 0.5)
+  grads = jax.tree.map(jnp.ones_like, simclr_params)
+  updates = traverse_util.flatten_dict(tx.update(grads, opt_state, simclr_params)[0])
+  rates = {"default": 0.5, "biases": 0.5 * 0.024, "head": 2.0}  # head: the peak, 2.0
+  for path, update in updates.items():
+    np.testing.assert_allclose(update, -rates[labels[path]], rtol=1e-6, err_msg=str(path))
+
+
+def test_a_frozen_group_waits_its_epochs_then_trains(simclr_params):
+  tx, opt_state = _groups_optimizer(simclr_params, {"head": r"^projector/"},
+                                    {"head": dict(frozen_epochs=1.5)})  # 3 steps of 2 per epoch
+  grads = jax.tree.map(jnp.ones_like, simclr_params)
+  for step in range(4):
+    updates, opt_state = tx.update(grads, opt_state, simclr_params)
+    head = jax.tree.leaves(updates["projector"])
+    assert all(np.all(np.asarray(u) == (0.0 if step < 3 else -1.0)) for u in head), step
+    assert all(np.all(np.asarray(u) == -1.0) for u in jax.tree.leaves(updates["backbone"]))
+
+
+def test_weight_decay_off_for_a_group_and_on_every_parameter_when_vectors_are_included(
+    simclr_params):
+  zero = jax.tree.map(jnp.zeros_like, simclr_params)
+  tx, opt_state = _groups_optimizer(simclr_params, {"head": r"^projector/"},
+                                    {"head": dict(weight_decay=False)}, weight_decay=0.1,
+                                    exclude_vectors=False)
+  updates = tx.update(zero, opt_state, simclr_params)[0]
+  assert all(np.all(np.asarray(u) == 0.0) for u in jax.tree.leaves(updates["projector"]))
+  # Every backbone parameter decays, BN scales (all ones here) included.
+  for update in jax.tree.leaves(updates["backbone"]):
+    np.testing.assert_allclose(update, -0.1, rtol=1e-6)
+
+
+def test_resetting_a_group_restores_its_fresh_optimizer_state(simclr_params):
+  tx, opt_state = _groups_optimizer(simclr_params, {"head": r"^projector/"}, {"head": {}},
+                                    momentum=0.9)
+  grads = jax.tree.map(jnp.ones_like, simclr_params)
+  _, moved = tx.update(grads, opt_state, simclr_params)
+  reset = optim.reset_groups(tx, moved, simclr_params, ["head"])
+  fresh = tx.init(simclr_params)
+  for kept, expected in ((reset.inner_states["head"], fresh.inner_states["head"]),
+                         (reset.inner_states["default"], moved.inner_states["default"])):
+    for a, b in zip(jax.tree.leaves(kept), jax.tree.leaves(expected)):
+      np.testing.assert_array_equal(a, b)

@@ -36,8 +36,8 @@ def load_config(path, *overrides):
 
 @pytest.mark.parametrize('path,overrides,columns', [
     ('configs/simclr_tiny.py', [], ['original', 'view1', 'view2']),
-    ('configs/swav_tiny.py', ['--config.data.multicrop.num_local=1'],
-     ['original', 'global 1', 'global 2', 'local 1']),
+    ('configs/swav_tiny.py', ['--config.data.views.local.count=1'],
+     ['original', 'global 1', 'global 2', 'local']),
 ])
 def test_grid_shows_each_image_and_its_views(tmp_path, path, overrides, columns):
   out = tmp_path / 'views.png'

@@ -189,7 +189,7 @@ def test_folder_source_gives_file_bytes_undecoded(tmp_path):
   source = make_source(data_config(f'folder:{tmp_path}'))
   assert source.encoded and source.arrays('train') is None
   encoded = list(source.dataset('train', decoded=False).as_numpy_iterator())
-  assert [sorted(e) for e in encoded] == [['encoded', 'label']] * 3
+  assert [sorted(e) for e in encoded] == [['encoded', 'index', 'label']] * 3
   assert [e['encoded'] for e in encoded] == [files['train/a/0.png'], files['train/b/1.jpg'],
                                             files['train/b/2.bmp']]
   assert [e['label'] for e in encoded] == [0, 1, 1]
@@ -210,7 +210,7 @@ def test_tfds_source_gives_encoded_images_under_mock_data():
     decoded = list(source.dataset('train').as_numpy_iterator())
   assert len(encoded) == len(decoded) == 6
   for e, d in zip(encoded, decoded):
-    assert sorted(e) == ['encoded', 'label'] and e['label'].dtype == np.int32
+    assert sorted(e) == ['encoded', 'index', 'label'] and e['label'].dtype == np.int32
     assert e['encoded'].startswith(sources.PNG_MAGIC)
     gray = tf.io.decode_png(e['encoded']).numpy()
     assert gray.shape == (28, 28, 1)
@@ -227,7 +227,7 @@ def test_builtin_source_is_in_memory_arrays():
   assert not images.flags.writeable and not labels.flags.writeable
   assert len(source.arrays('test')[0]) == 1000
   first = next(iter(source.dataset('train', 1, 2, decoded=False)))  # flag ignored
-  assert sorted(first) == ['image', 'label']
+  assert sorted(first) == ['image', 'index', 'label']
   np.testing.assert_array_equal(first['image'], images[1])
   assert first['label'] == labels[1]
   with pytest.raises(ValueError, match='split'):

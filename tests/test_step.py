@@ -3,20 +3,20 @@ import jax
 import numpy as np
 
 import distributed_steps
-from jax_ssl import methods, optim, parallel, step as step_lib
+from jax_ssl import parallel, step as step_lib
 
 
 def test_a_non_finite_step_is_skipped_and_counted():
   config = distributed_steps.recipe_config("configs/simclr_tiny.py")
   config.train.skip_nonfinite_steps = True
-  method = methods.get(config.method)
-  tx = optim.make_optimizer(config.optim, 0.1)
-  run = methods.Run(method.create_model(config), config,
-                    parallel.make_mesh(jax.devices()[:1]), steps_per_epoch=5, total_steps=10)
-  train_step = step_lib.make_train_step(run, method, tx, lambda step: 0.1)
+  method, run, tx, schedule = step_lib.make_run(
+      config, parallel.make_mesh(jax.devices()[:1]), steps_per_epoch=5, total_steps=10,
+      schedule=lambda step: 0.1)
+  train_step = step_lib.make_train_step(run, method, tx, schedule)
   rng = np.random.default_rng(0)
   views = rng.uniform(size=(2, 16, 16, 16, 3)).astype(np.float32)
-  batch = {"view1": views[0], "view2": views[1], "label": np.zeros(16, np.int32)}
+  batch = {"view1": views[0], "view2": views[1], "label": np.zeros(16, np.int32),
+           "index": np.arange(16, dtype=np.int32)}
   poisoned = {**batch, "view1": np.full_like(views[0], np.nan)}
 
   state = step_lib.create_state(run, method, tx)

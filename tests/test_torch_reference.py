@@ -61,7 +61,7 @@ def test_parameter_names_and_shapes_are_torchvisions_as_export_writes_them(arch,
 
 def test_projection_head_has_the_shapes_of_the_jax_head():
   """SimCLR v2's head at the benchmark's sizes: hidden widths = the encoder's features."""
-  c = config_lib.base_config()
+  c = config_lib.base_config("simclr")
   c.model.update(arch="resnet18", width_multiplier=1 / 16, cifar_stem=True)
   feature_dim = models.backbone_feature_dim(c.model)
   c.simclr.proj_hidden_dims, c.simclr.proj_dim = (feature_dim, feature_dim), 128

@@ -19,7 +19,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def tiny_config(source, **train_overrides):
-  c = config_lib.base_config()
+  c = config_lib.base_config("simclr")
   config_lib.shrink_for_cpu(c)
   c.data.source = source
   c.data.image_size = 16
@@ -87,7 +87,7 @@ def test_an_image_folder_with_augmentation_on_the_devices(digit_folder, tmp_path
 
 def test_tfds_mock_data_with_command_line_overrides(tmp_path):
   config = load_config([f"--config={REPO / 'configs/simclr_cifar10.py'}:tiny",
-                        "--config.train.batch_size=16", "--config.train.max_steps=4",
+                        "--config.data.source=tfds:cifar10", "--config.train.batch_size=16", "--config.train.max_steps=4",
                         "--config.train.log_every_steps=1", "--config.data.image_size=16",
                         "--config.eval.batch_size=32", "--config.eval.every_epochs=1",
                         "--config.eval.baseline=True", "--config.eval.online_probe=True"])

@@ -1,14 +1,24 @@
-"""Data: image sources, augmentations on the host (tf.data) and on the devices (JAX)."""
-from jax_ssl.data import device
-from jax_ssl.data import pipeline
-from jax_ssl.data.augment import color_distortion
-from jax_ssl.data.augment import color_jitter
-from jax_ssl.data.augment import random_flip
-from jax_ssl.data.augment import random_gaussian_blur
-from jax_ssl.data.augment import random_grayscale
-from jax_ssl.data.augment import random_resized_crop
-from jax_ssl.data.augment import simclr_view
-from jax_ssl.data.pipeline import eval_batches
-from jax_ssl.data.pipeline import pretrain_batches
-from jax_ssl.data.sources import make_source
-from jax_ssl.data.sources import Source
+"""Data: image sources, views described as data, augmentations on the host (tf.data) and on
+the devices (JAX).
+
+Submodules load on first use, so describing views (`data.views`, which configs use) does
+not start TensorFlow.
+"""
+import importlib
+
+_SUBMODULES = ("augment", "device", "pipeline", "sources", "transforms", "views")
+_NAMES = {
+    "color_distortion": "augment", "color_jitter": "augment", "random_flip": "augment",
+    "random_gaussian_blur": "augment", "random_grayscale": "augment",
+    "random_resized_crop": "augment", "simclr_view": "augment",
+    "eval_batches": "pipeline", "pretrain_batches": "pipeline",
+    "make_source": "sources", "Source": "sources",
+}
+
+
+def __getattr__(name):
+  if name in _SUBMODULES:
+    return importlib.import_module(f"{__name__}.{name}")
+  if name in _NAMES:
+    return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

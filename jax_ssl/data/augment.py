@@ -16,6 +16,7 @@ a static shape are cropped by matrix products, and no op slices at a tensor
 index. Compiled, the stateless ops draw different numbers for the same seed
 than uncompiled tf does, from the same distributions.
 """
+import dataclasses
 import functools
 import math
 
@@ -289,21 +290,39 @@ def random_solarize(image, seed, prob):
 
 
 # ----------------------------------------------------------------- views ----
-def colour_view(image, seeds, augment_config, blur_prob, solarize_prob):
+def colour_view(image, seeds, augment_config, probs):
   """The part of a view after crop and flip: colour jitter, grayscale, blur, solarize.
 
-  `seeds` is [4, 2]: one seed for each of the four ops.
+  `seeds` is [4, 2]: one seed for each of the four ops. `probs` carries each op's
+  probability (`color_prob`, `grayscale_prob`, `blur_prob`, `solarize_prob`: a view
+  group, data/views.py); the jitter amounts come from `augment_config`.
   """
   cfg = augment_config
   color_seed, gray_seed, blur_seed, solarize_seed = tf.unstack(seeds)
   image = color_distortion(image, color_seed, cfg.color_strength,
-                           cfg.color_prob, tuple(cfg.jitter))
-  image = random_grayscale(image, gray_seed, cfg.grayscale_prob)
-  if blur_prob > 0:
-    image = random_gaussian_blur(image, blur_seed, blur_prob)
-  if solarize_prob > 0:
-    image = random_solarize(image, solarize_seed, solarize_prob)
+                           probs.color_prob, tuple(cfg.jitter))
+  image = random_grayscale(image, gray_seed, probs.grayscale_prob)
+  if probs.blur_prob > 0:
+    image = random_gaussian_blur(image, blur_seed, probs.blur_prob)
+  if probs.solarize_prob > 0:
+    image = random_solarize(image, solarize_seed, probs.solarize_prob)
   return tf.clip_by_value(image, 0.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Probabilities:
+  color_prob: float
+  grayscale_prob: float
+  blur_prob: float
+  solarize_prob: float
+
+
+def config_probabilities(augment_config, **overrides):
+  """The op probabilities of `config.data.augment`, with any of them overridden."""
+  return dataclasses.replace(
+      Probabilities(augment_config.color_prob, augment_config.grayscale_prob,
+                    augment_config.blur_prob, augment_config.solarize_prob),
+      **{k: v for k, v in overrides.items() if v is not None})
 
 
 def simclr_view(image, seed, augment_config, size, area_range=None,
@@ -315,11 +334,10 @@ def simclr_view(image, seed, augment_config, size, area_range=None,
   """
   cfg = augment_config
   area_range = area_range or (cfg.crop_area_min, cfg.crop_area_max)
-  blur_prob = cfg.blur_prob if blur_prob is None else blur_prob
-  solarize_prob = cfg.solarize_prob if solarize_prob is None else solarize_prob
+  probs = config_probabilities(cfg, blur_prob=blur_prob, solarize_prob=solarize_prob)
   seeds = split_seed(seed, 6)  # crop, flip, then the four colour ops
   image = random_resized_crop(image, seeds[0], size, area_range,
                               (cfg.aspect_min, cfg.aspect_max))
   if cfg.flip:
     image = random_flip(image, seeds[1])
-  return colour_view(image, seeds[2:], cfg, blur_prob, solarize_prob)
+  return colour_view(image, seeds[2:], cfg, probs)

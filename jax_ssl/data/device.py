@@ -21,7 +21,7 @@ import tensorflow as tf
 from jax.sharding import PartitionSpec as P
 
 from jax_ssl import parallel
-from jax_ssl.data import augment, pipeline
+from jax_ssl.data import augment, pipeline, transforms
 
 
 def _coin(key, prob):
@@ -201,28 +201,29 @@ def solarize(image, threshold=0.5):
 
 
 # ----------------------------------------------------------------- views ----
-def colour_view(image, key, augment_config, blur_prob, solarize_prob):
-  """The part of `augment.simclr_view` after crop and flip, on one float image."""
+def colour_view(image, key, augment_config, probs):
+  """The part of `augment.simclr_view` after crop and flip, on one float image; `probs`
+  carries each op's probability (see `augment.colour_view`)."""
   cfg = augment_config
   color_key, gray_key, blur_key, solarize_key = jax.random.split(key, 4)
   image = random_apply(lambda x, k: color_jitter(x, k, cfg.color_strength, tuple(cfg.jitter)),
-                       image, color_key, cfg.color_prob)
-  image = random_apply(lambda x, _: to_grayscale(x), image, gray_key, cfg.grayscale_prob)
-  if blur_prob > 0:
-    image = random_gaussian_blur(image, blur_key, blur_prob)
-  if solarize_prob > 0:
-    image = random_apply(lambda x, _: solarize(x), image, solarize_key, solarize_prob)
+                       image, color_key, probs.color_prob)
+  image = random_apply(lambda x, _: to_grayscale(x), image, gray_key, probs.grayscale_prob)
+  if probs.blur_prob > 0:
+    image = random_gaussian_blur(image, blur_key, probs.blur_prob)
+  if probs.solarize_prob > 0:
+    image = random_apply(lambda x, _: solarize(x), image, solarize_key, probs.solarize_prob)
   return jnp.clip(image, 0.0, 1.0)
 
 
-def full_view(image, key, augment_config, size, area_range, blur_prob, solarize_prob):
+def full_view(image, key, augment_config, size, area_range, probs):
   """Crop, flip and colour on the device: the whole of `augment.simclr_view`."""
   cfg = augment_config
   crop_key, flip_key, colour_key = jax.random.split(key, 3)
   image = random_resized_crop(image, crop_key, size, area_range, (cfg.aspect_min, cfg.aspect_max))
   if cfg.flip:
     image = random_flip(image, flip_key)
-  return colour_view(image, colour_key, augment_config, blur_prob, solarize_prob)
+  return colour_view(image, colour_key, augment_config, probs)
 
 
 def to_float(images):
@@ -275,25 +276,29 @@ def _views_for(groups, view_fn, images, keys):
 
 
 def make_prepare(data_config, mesh, seed, path, global_batch_size):
-  """(batch, step) -> the views batch the method reads, inside the jitted step.
+  """(batch, step) -> the views batch the method reads, inside the jitted step; None when
+  the host already sent that batch.
 
-  host: the batch already is that. device: the host sent uint8 crops, flipped;
-  colour, grayscale, blur and solarize happen here. resident: the batch is
-  the dataset itself ({'images', 'labels'}, sharded), and each device draws
-  its share of step `step`'s batch from its own shard and augments it whole.
+  host: the host made the views; only view transforms (data.transforms) happen here.
+  device: the host sent uint8 crops, flipped; colour, grayscale, blur and solarize
+  happen here. resident: the batch is the dataset itself ({'images', 'labels',
+  'indices'}, sharded), and each device draws its share of step `step`'s batch from its
+  own shard and augments it whole. Every path ends with the view transforms.
   """
-  if path == "host":
-    return None
   groups = pipeline.view_groups(data_config)
+  transform = transforms.sharded_apply(groups, mesh, seed)
+  if path == "host":
+    if not any(g.transform for g in groups):
+      return None
+    return transform
   aug = data_config.augment
   axis = parallel.DATA_AXIS
 
   def colour(group, image, key):
-    return colour_view(to_float(image), key, aug, group.blur_prob, group.solarize_prob)
+    return colour_view(to_float(image), key, aug, group)
 
   def full(group, image, key):
-    return full_view(to_float(image), key, aug, group.size, group.area_range,
-                     group.blur_prob, group.solarize_prob)
+    return full_view(to_float(image), key, aug, group.size, group.area_range, group)
 
   def device_local(views, step):
     batch = jax.tree.leaves(views)[0].shape[0]
@@ -301,33 +306,36 @@ def make_prepare(data_config, mesh, seed, path, global_batch_size):
     return _views_for(groups, colour, lambda g: views[g.name][:, None] if not g.stacked
                       else views[g.name], keys)
 
-  def resident_local(images, labels, step, batch):
+  def resident_local(images, labels, indices, step, batch):
     device = jax.lax.axis_index(axis)
-    indices = _epoch_order(seed, device, step, batch, images.shape[0])
+    rows = _epoch_order(seed, device, step, batch, images.shape[0])
     keys = example_keys(seed, step, device * batch, batch)
-    chosen = images[indices]
+    chosen = images[rows]
     out = _views_for(groups, full, lambda g: chosen, keys)
-    return {**out, "label": labels[indices]}
+    return {**out, "label": labels[rows], "index": indices[rows]}
 
   spec = P(axis)
   if path == "device":
     def prepare(batch, step):
       views = {g.name: batch[g.name] for g in groups}
       run = jax.shard_map(device_local, mesh=mesh, in_specs=(spec, P()), out_specs=spec)
-      return {**run(views, step), "label": batch["label"]}
+      rest = {k: v for k, v in batch.items() if k not in views}
+      return transform({**rest, **run(views, step)}, step)
     return prepare
 
   local = global_batch_size // mesh.size
 
   def prepare(data, step):
-    run = jax.shard_map(lambda images, labels, s: resident_local(images, labels, s, local),
-                        mesh=mesh, in_specs=(spec, spec, P()), out_specs=spec)
-    return run(data["images"], data["labels"], step)
+    run = jax.shard_map(
+        lambda images, labels, indices, s: resident_local(images, labels, indices, s, local),
+        mesh=mesh, in_specs=(spec, spec, spec, P()), out_specs=spec)
+    return transform(run(data["images"], data["labels"], data["indices"], step), step)
   return prepare
 
 
 def resident_dataset(source, mesh, global_batch_size):
-  """The training split as uint8 images and labels on the devices, sharded over 'data'.
+  """The training split as uint8 images, labels and indices on the devices, sharded over
+  'data'.
 
   Each device keeps len // devices examples; the remainder (< devices) is left out.
   """
@@ -337,13 +345,15 @@ def resident_dataset(source, mesh, global_batch_size):
                      f"with config.data.augment.path='resident', but {source.name} has "
                      f"{source.num_train // mesh.size} per device")
   arrays = source.arrays("train")
-  if arrays is None:
+  if arrays is not None:  # in-memory arrays are in split order
+    arrays = (*arrays, np.arange(len(arrays[1]), dtype=np.int32))
+  else:
     try:
       arrays = _read_all(source.dataset("train"))
     except tf.errors.InvalidArgumentError:  # batching images of different shapes
       raise ValueError(f"config.data.augment.path='resident' needs images of one shape, and "
                        f"{source.name}'s differ; use path 'device'.") from None
-  images, labels = arrays
+  images, labels, indices = arrays
   kept = len(labels) // mesh.size * mesh.size
   sharding = parallel.batch_sharding(mesh)
 
@@ -352,15 +362,15 @@ def resident_dataset(source, mesh, global_batch_size):
     return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
   return {"images": place(np.asarray(images, np.uint8)),
-          "labels": place(np.asarray(labels, np.int32))}
+          "labels": place(np.asarray(labels, np.int32)), "indices": place(indices)}
 
 
 def _read_all(dataset):
-  images, labels = [], []
+  parts = {"image": [], "label": [], "index": []}
   for batch in dataset.batch(4096).as_numpy_iterator():
-    images.append(batch["image"])
-    labels.append(batch["label"])
-  return np.concatenate(images), np.concatenate(labels)
+    for key, values in parts.items():
+      values.append(batch[key])
+  return tuple(np.concatenate(values) for values in parts.values())
 
 
 def _epoch_order(seed, device, step, batch, shard_size):

@@ -9,7 +9,6 @@ Resuming at `start_step` rebuilds the epoch holding position
 start_step * batch and skips into it; nothing depends on the order in which
 tf.data's parallel map finishes.
 """
-import dataclasses
 import functools
 import math
 from typing import Iterator
@@ -17,16 +16,13 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from jax_ssl.data import augment, sources
+from jax_ssl.data import augment, sources, views as views_lib
 
 _SHUFFLE_STREAM, _AUGMENT_STREAM = 0, 1  # independent seed streams
 # The map functions use tf ops for all control flow, so AutoGraph's rewriting
 # of the whole augmentation call tree would only add seconds to each build.
 _plain_tf = tf.autograph.experimental.do_not_convert
 _INT64_MAX = np.iinfo(np.int64).max
-# simclr: two views from one distribution; byol: two views whose blur and
-# solarize probabilities differ; multicrop: global and local crops.
-RECIPES = ('simclr', 'byol', 'multicrop')
 # Where the colour ops run: host (tf.data), device (in the jitted step, after
 # the host's crop and flip) or resident (the dataset on the devices, crops and
 # all); auto picks host on CPU, else resident for in-memory datasets, else device.
@@ -36,9 +32,7 @@ PATHS = ('auto', 'host', 'device', 'resident')
 def check_data_config(data_config):
   """Raises ValueError naming the first field that cannot work."""
   cfg, aug = data_config, data_config.augment
-  crops = cfg.multicrop
   checks = [
-      ('augment.recipe', aug.recipe, aug.recipe in RECIPES, f'one of {RECIPES}'),
       ('augment.path', aug.path, aug.path in PATHS, f'one of {PATHS}'),
       ('augment.jitter', aug.jitter,
        len(aug.jitter) == 4 and min(aug.jitter) >= 0
@@ -62,18 +56,10 @@ def check_data_config(data_config):
        0 < aug.aspect_min <= aug.aspect_max, 'in (0, augment.aspect_max]'),
       ('augment.color_strength', aug.color_strength,
        aug.color_strength >= 0, '>= 0'),
-      ('multicrop.num_global', crops.num_global, crops.num_global >= 2,
-       'at least 2: codes come from the global crops and predict each other'),
-      ('multicrop.num_local', crops.num_local, crops.num_local >= 0, '>= 0'),
-      ('multicrop.local_size', crops.local_size, crops.local_size >= 1,
-       'an integer >= 1'),
-      ('multicrop.local_area_min', crops.local_area_min,
-       0 < crops.local_area_min <= crops.local_area_max <= 1,
-       'in (0, multicrop.local_area_max], with local_area_max <= 1'),
   ] + [(f'augment.{name}', aug[name], 0 <= aug[name] <= 1, 'in [0, 1]')
-       for name in ('color_prob', 'grayscale_prob', 'blur_prob',
-                    'solarize_prob', 'view2_blur_prob',
-                    'view2_solarize_prob')]
+       for name in views_lib.PROBABILITIES]
+  checks += [(field, value, False, accepted)
+             for field, value, accepted in views_lib.group_problems(cfg)]
   for field, value, ok, accepted in checks:
     if not ok:
       raise ValueError(f'config.data.{field}={value!r} must be {accepted}.')
@@ -110,33 +96,7 @@ def _shuffled_stream(shard, shuffle_buffer, shuffle_key, first_epoch):
   return tf.data.Dataset.range(first_epoch, _INT64_MAX).flat_map(epoch)
 
 
-@dataclasses.dataclass(frozen=True)
-class ViewGroup:
-  """Views of one kind: `count` crops at `size` from `area_range`, with their own
-  blur and solarize probabilities. Stacked groups (multi-crop's 'global' and
-  'local') are [count, S, S, 3] per example; the others one [S, S, 3] view."""
-  name: str
-  count: int
-  size: int
-  area_range: tuple[float, float]
-  blur_prob: float
-  solarize_prob: float
-  stacked: bool
-
-
-def view_groups(data_config) -> list[ViewGroup]:
-  """The views the recipe makes of each image, in seed order."""
-  aug, crops, size = data_config.augment, data_config.multicrop, data_config.image_size
-  area = (aug.crop_area_min, aug.crop_area_max)
-  if aug.recipe in ('simclr', 'byol'):
-    second = ((aug.blur_prob, aug.solarize_prob) if aug.recipe == 'simclr'
-              else (aug.view2_blur_prob, aug.view2_solarize_prob))
-    return [ViewGroup('view1', 1, size, area, aug.blur_prob, aug.solarize_prob, False),
-            ViewGroup('view2', 1, size, area, *second, False)]
-  return [ViewGroup('global', crops.num_global, size, area, aug.blur_prob, aug.solarize_prob, True),
-          ViewGroup('local', crops.num_local, crops.local_size,
-                    (crops.local_area_min, crops.local_area_max), aug.blur_prob,
-                    aug.solarize_prob, True)]
+view_groups = views_lib.view_groups
 
 
 def _union(boxes):
@@ -193,7 +153,7 @@ def _views_of(data_config, colour='here'):
       if aug.flip:
         image = augment.random_flip(image, seeds[1])
       if colour_here:
-        return augment.colour_view(image, seeds[2:], aug, group.blur_prob, group.solarize_prob)
+        return augment.colour_view(image, seeds[2:], aug, group)
       return image
     return finish
 
@@ -240,13 +200,13 @@ def _views_of(data_config, colour='here'):
 
 
 def _compiled(build):
-  """Memoises a builder of compiled functions by the recipe (augment, multicrop and
+  """Memoises a builder of compiled functions by the recipe (augment, views and
   image size) and its other arguments: XLA compiles a tf.function once per process and
   input shape, so pipelines of the same recipe (tests, evaluation reruns) share it."""
   cache = {}
 
   def cached(data_config, *args):
-    key = (data_config.augment.to_json(), data_config.multicrop.to_json(),
+    key = (data_config.augment.to_json(), data_config.views.to_json(),
            data_config.image_size, *args)
     if key not in cache:
       cache[key] = build(data_config, *args)
@@ -274,8 +234,7 @@ def _colour_stage(data_config):
       views, seeds = batch[group.name], batch.pop(group.name + _COLOUR_SEEDS)
       view_shape = [group.size, group.size, 3]
       coloured = tf.map_fn(
-          lambda args, g=group: augment.colour_view(args[0], args[1], aug, g.blur_prob,
-                                                    g.solarize_prob),
+          lambda args, g=group: augment.colour_view(args[0], args[1], aug, g),
           (to_float(tf.reshape(views, [-1, *view_shape])), tf.reshape(seeds, [-1, 4, 2])),
           fn_output_signature=tf.TensorSpec(view_shape, tf.float32))
       batch[group.name] = tf.reshape(coloured, tf.shape(views))
@@ -302,7 +261,8 @@ def _compiled_views(data_config, colour_on_host):
       seed = tf.random.experimental.stateless_fold_in(augment_key, position)
       return make_views({'image': image}, seed)
     views = tf.map_fn(one, (positions, examples['image']), fn_output_signature=spec)
-    return {**views, 'label': examples['label'], 'position': positions}
+    return {**views, 'label': examples['label'], 'index': examples['index'],
+            'position': positions}
   return batch_views
 
 
@@ -342,7 +302,7 @@ def pretrain_dataset(data_config, source, *, local_batch_size, seed,
   def views(position, example):
     seed = tf.random.experimental.stateless_fold_in(augment_key, position)
     return {**make_views(example, seed), 'label': example['label'],
-            'position': position}
+            'index': example['index'], 'position': position}
 
   # A file that fails to decode is dropped here, and counted by the gap it
   # leaves in the positions (see SkipCounter).
@@ -381,11 +341,12 @@ class SkipCounter:
 def pretrain_batches(data_config, source, *, local_batch_size, seed,
                      process_index=0, process_count=1, start_step=0,
                      colour_on_host=True) -> SkipCounter:
-  """Infinite batches of the recipe's views and 'label': int32 [b].
+  """Infinite batches of the config's view groups (data/views.py), 'label': int32 [b]
+  and 'index': int32 [b], each example's position in the training split.
 
-  simclr and byol: {'view1', 'view2': float32 [b, S, S, 3]}; multicrop:
-  {'global': [b, G, S, S, 3], 'local': [b, V, s, s, 3]}. Without
-  `colour_on_host` the views are uint8 crops, flipped, for `data.device`.
+  A group of one view is float32 [b, S, S, 3], of n views [b, n, S, S, 3]. Without
+  `colour_on_host` the views are uint8 crops, flipped, for `data.device`. View
+  transforms are not applied here: they run on the devices (`data.transforms`).
 
   Step k's batch depends only on (seed, k, process_index); starting at
   `start_step` gives the same batches as advancing a fresh iterator. The
@@ -427,7 +388,8 @@ def eval_image(image, size, crop_fraction):
 
 def eval_batches(data_config, source, split, *, local_batch_size,
                  process_index=0, process_count=1) -> Iterator[dict]:
-  """One pass: {'image': float32 [b, S, S, 3], 'label': int32, 'mask': bool}.
+  """One pass: {'image': float32 [b, S, S, 3], 'label': int32, 'index': int32 (the
+  example's position in the split, -1 for padding), 'mask': bool}.
 
   Every process yields ceil(num_examples / (process_count * b)) batches, the
   tail padded with mask=False, so jitted multi-host steps stay in lockstep.
@@ -441,10 +403,11 @@ def eval_batches(data_config, source, split, *, local_batch_size,
   def prepare(example):
     return {'image': eval_image(example['image'], size,
                                 data_config.eval_crop_fraction),
-            'label': example['label'], 'mask': True}
+            'label': example['label'], 'index': example['index'], 'mask': True}
 
   padding = tf.data.Dataset.from_tensors({
-      'image': tf.zeros([size, size, 3]), 'label': 0, 'mask': False}).repeat()
+      'image': tf.zeros([size, size, 3]), 'label': 0, 'index': -1,
+      'mask': False}).repeat()
   ds = source.dataset(split, process_index, process_count)
   ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.concatenate(padding).batch(local_batch_size, drop_remainder=True)

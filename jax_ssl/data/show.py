@@ -1,4 +1,4 @@
-r"""Draws the views a config's augmentation recipe makes, as a PNG grid.
+r"""Draws the views a config's view groups make, as a PNG grid.
 
   python -m jax_ssl.data.show --config=configs/simclr_tiny.py --out=views.png
   python -m jax_ssl.data.show --config=configs/swav_tiny.py --out=views.png \
@@ -6,9 +6,9 @@ r"""Draws the views a config's augmentation recipe makes, as a PNG grid.
 
 One row per training image (spread evenly over the config's training split),
 one column per view: first the image itself, scaled to fit its cell, then
-every view `pipeline` makes of it for pretraining, with the same ops
-('view1' and 'view2' for simclr and byol; the global then the local crops
-for multicrop). A cell is the view size times the smallest whole factor that
+every view `pipeline` makes of it for pretraining, with the same ops, group
+by group in `config.data.views` ('view1' and 'view2' for two-view methods;
+the global then the local crops for SwAV's multi-crop), before any view transform. A cell is the view size times the smallest whole factor that
 reaches 96 pixels; each view is enlarged by the largest whole factor that
 fits its cell, with nearest-neighbour sampling so every view pixel stays a
 sharp square (local crops, being smaller, get a larger factor and fill about
@@ -98,7 +98,7 @@ def cell_origin(row, column, cell):
 
 
 def _columns(views):
-  """[(name, float [s, s, 3])] in the recipe's order: 'view1', 'global 2', ..."""
+  """[(name, float [s, s, 3])] in the groups' order: 'view1', 'global 2', ..."""
   columns = []
   for name, value in views.items():
     value = np.asarray(value)

@@ -5,10 +5,12 @@ it can (names, folders, file contents, prepared TFDS data, at least one
 decodable image per split) and returns a `Source` whose
 `dataset(split, process_index, process_count)` gives that process's shard as
 a finite, unshuffled tf.data.Dataset of `{'image': uint8 [h, w, 3],
-'label': int32 []}`.
+'label': int32 [], 'index': int32 []}`, where `index` is the example's position in
+its split: the same in every epoch, process layout and resumed run, so methods can
+keep per-example state (a memory bank, pseudo-labels).
 
 Folder and TFDS sources also give their examples undecoded,
-`dataset(..., decoded=False)` -> `{'encoded': tf.string, 'label': int32 []}`,
+`dataset(..., decoded=False)` -> `{'encoded': tf.string, 'label', 'index'}`,
 so a pipeline can decode only the window it crops (`decode_window`).
 In-memory sources (builtin:mnist) always give decoded images and expose their
 arrays through `Source.arrays(split)`.
@@ -245,7 +247,8 @@ def decode_window(encoded, plan_fn):
 
 @tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
 def _decode_example(example):
-  return {'image': decode(example['encoded']), 'label': example['label']}
+  return {'image': decode(example['encoded']), 'label': example['label'],
+          'index': example['index']}
 
 
 def _from_arrays(images, labels, process_index, process_count):
@@ -253,6 +256,7 @@ def _from_arrays(images, labels, process_index, process_count):
   return tf.data.Dataset.from_tensor_slices({
       'image': images[process_index::process_count],
       'label': labels[process_index::process_count].astype(np.int32),
+      'index': np.arange(len(labels), dtype=np.int32)[process_index::process_count],
   })
 
 
@@ -323,8 +327,13 @@ def _tfds_source(name, data_config):
             in zip(splits.items(), ('train_split', 'test_split'))}
 
   def shard(split, process_index, process_count, **kwargs):
-    part = tfds.even_splits(splits[split], n=process_count)[process_index]
-    return builder.as_dataset(split=part, shuffle_files=False, **kwargs)
+    parts = tfds.even_splits(splits[split], n=process_count)
+    # Each process reads a contiguous part; its examples' indices start after the
+    # parts before it.
+    first = sum(int(builder.as_dataset(split=part, shuffle_files=False).cardinality())
+                for part in parts[:process_index])
+    ds = builder.as_dataset(split=parts[process_index], shuffle_files=False, **kwargs)
+    return ds.enumerate(start=first).map(_with_index)
 
   image = features['image']
   if not (isinstance(image, tfds.features.Image)
@@ -370,15 +379,20 @@ def _tfds_count(builder, data_config, field, tfds_split):
 
 
 @tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
+def _with_index(index, example):
+  return {**example, 'index': tf.cast(index, tf.int32)}
+
+
+@tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
 def _standardise_tfds(example):
   return {'image': to_rgb(example['image']),
-          'label': tf.cast(example['label'], tf.int32)}
+          'label': tf.cast(example['label'], tf.int32), 'index': example['index']}
 
 
 @tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
 def _tfds_encoded(example):
   return {'encoded': example['image'],
-          'label': tf.cast(example['label'], tf.int32)}
+          'label': tf.cast(example['label'], tf.int32), 'index': example['index']}
 
 
 # --------------------------------------------------------------- folder ----
@@ -395,7 +409,8 @@ def _folder_source(root, data_config):
   def read_encoded(split, process_index, process_count):
     ds = tf.data.Dataset.from_tensor_slices({
         'path': paths[split][process_index::process_count],
-        'label': labels[split][process_index::process_count]})
+        'label': labels[split][process_index::process_count],
+        'index': np.arange(len(paths[split]), dtype=np.int32)[process_index::process_count]})
     return ds.map(_read_file, num_parallel_calls=tf.data.AUTOTUNE)
 
   def read(split, process_index, process_count):
@@ -409,7 +424,7 @@ def _folder_source(root, data_config):
 @tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
 def _read_file(example):
   return {'encoded': tf.io.read_file(example['path']),
-          'label': example['label']}
+          'label': example['label'], 'index': example['index']}
 
 
 def _list_dir(path):

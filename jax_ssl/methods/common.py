@@ -1,7 +1,9 @@
-"""Pieces the methods share: the encoder-with-heads model, view stacking, EMA targets.
+"""Pieces the methods share: views, the encoder-with-heads model, a forward pass that
+threads BN statistics, EMA targets.
 
-Functions only; a method calls what it needs.
+A method calls what it needs; nothing here is inherited.
 """
+import functools
 from typing import Optional
 
 import flax.linen as nn
@@ -10,11 +12,34 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from jax_ssl import models, optim, parallel
+from jax_ssl.data import views
 
 # PyTorch's and Haiku's Linear layers start near lecun_normal; the BYOL, MoCo
 # and SwAV heads use those defaults (SimCLR's N(0, 0.01) is its own choice).
 HEAD_INIT = nn.initializers.lecun_normal()
 TARGET_KEYS = ("backbone", "projector")
+
+
+class Forward:
+  """The model in training mode, call after call, each call starting from the BN statistics
+  the previous one left; `batch_stats` is then what the step returns as the model's state.
+
+    forward = common.Forward(run, params, state["batch_stats"])
+    features_1, z_1 = forward(batch["view1"])
+    features_2, z_2 = forward(batch["view2"])
+    return LossResult(loss, batch_stats=forward.batch_stats, ...)
+  """
+
+  def __init__(self, run, params, batch_stats):
+    self._apply = functools.partial(run.model.apply, train=True, mutable=["batch_stats"])
+    self.params = params
+    self.batch_stats = batch_stats
+
+  def __call__(self, *inputs, method=None):
+    out, updates = self._apply({"params": self.params, "batch_stats": self.batch_stats},
+                               *inputs, method=method)
+    self.batch_stats = updates["batch_stats"]
+    return out
 
 
 class EncoderWithHeads(nn.Module):
@@ -31,11 +56,44 @@ class EncoderWithHeads(nn.Module):
   def project(self, x, train: bool):
     return self.projector(self.backbone(x, train=train), train=train)
 
+  def outputs(self, x, train: bool):
+    """(features, projection, prediction): SimSiam needs the projection beside the
+    prediction."""
+    features = self.backbone(x, train=train)
+    z = self.projector(features, train=train)
+    return features, z, self.predictor(z, train=train)
 
-def mlp_head(config, hidden_dims, output_dim, use_bn=True, last_bn=False, last_bn_scale=True):
+
+def mlp_head(config, hidden_dims, output_dim, use_bn=True, last_bn=False, last_bn_scale=True,
+             output_bias=None):
   return models.MLPHead(hidden_dims=tuple(hidden_dims), output_dim=output_dim, use_bn=use_bn,
-                        last_bn=last_bn, last_bn_scale=last_bn_scale,
+                        last_bn=last_bn, last_bn_scale=last_bn_scale, output_bias=output_bias,
                         dtype=models.DTYPES[config.model.dtype], kernel_init=HEAD_INIT)
+
+
+# ------------------------------------------------------------------ views ----
+def two_views(**each):
+  """config.data.views for two views of each image, 'view1' and 'view2', with the shared
+  augmentation (SimCLR, MoCo, SimSiam, Barlow Twins, VICReg); `each` sets fields of both."""
+  return views.groups(view1=views.group(**each), view2=views.group(**each))
+
+
+# BYOL's augmentations (Grill et al. 2020, Table 6), also MoCo v3's: colour jitter
+# 0.4/0.4/0.2/0.1 with p = 0.8 and grayscale 0.2 for both views; blur p = 1.0 / 0.1 and
+# solarize p = 0 / 0.2 for the first / second.
+BYOL_AUGMENT = {"color_strength": 1.0, "jitter": (0.4, 0.4, 0.2, 0.1), "color_prob": 0.8,
+                "grayscale_prob": 0.2}
+
+
+def byol_views():
+  return views.groups(view1=views.group(blur_prob=1.0, solarize_prob=0.0),
+                      view2=views.group(blur_prob=0.1, solarize_prob=0.2))
+
+
+def stacked(batch, name):
+  """A view group as [B, n, S, S, 3], whether it holds one view per example or several."""
+  images = batch[name]
+  return images[:, None] if images.ndim == 4 else images
 
 
 def interleave_views(batch):
@@ -46,6 +104,15 @@ def interleave_views(batch):
   """
   views = jnp.stack([batch["view1"], batch["view2"]], axis=1)
   return views.reshape((-1,) + views.shape[2:])
+
+
+def global_loss(run, loss_fn, *arrays, **kwargs):
+  """`loss_fn(*arrays, axis_name='data', **kwargs)` in a shard_map over the batch axis: a
+  per-device loss (losses.py) computed for the global batch, replicated."""
+  fn = functools.partial(loss_fn, axis_name=parallel.DATA_AXIS, **kwargs)
+  spec = P(parallel.DATA_AXIS)
+  return jax.shard_map(fn, mesh=run.mesh, in_specs=(spec,) * len(arrays), out_specs=P())(
+      *arrays)
 
 
 def init_target(variables):
@@ -84,10 +151,9 @@ def target_projections(run, target, images, rng=None):
   return jax.lax.stop_gradient(z[jnp.argsort(order)]), batch_stats
 
 
-def ema_target(state, momentum):
-  """Moves the target's parameters towards the online ones; BN statistics are the target's own."""
-  method_state = state["method_state"]
-  online = {k: state["params"][k] for k in TARGET_KEYS}
-  params = optim.ema_update(method_state["target"]["params"], online, momentum)
-  target = {**method_state["target"], "params": params}
-  return {**state, "method_state": {**method_state, "target": target}}
+def ema_target(params, method_state, momentum):
+  """The method state with its target moved towards the online parameters; BN statistics
+  are the target's own."""
+  online = {k: params[k] for k in TARGET_KEYS}
+  target_params = optim.ema_update(method_state["target"]["params"], online, momentum)
+  return {**method_state, "target": {**method_state["target"], "params": target_params}}

@@ -5,17 +5,18 @@ Codes come from the two first global crops by Sinkhorn-Knopp over the
 global batch (and a queue of past projections once it is full); each of them
 is predicted from every other crop. The prototypes are re-normalised after
 every step and are frozen (no step, no decay, no momentum) for the first
-epochs.
+epoch: their parameter group, `config.optim.groups.prototypes`.
 """
 import functools
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
+import ml_collections
 from jax.sharding import PartitionSpec as P
 
-from jax_ssl import losses, models, optim, parallel, sinkhorn
+from jax_ssl import config as config_lib, losses, methods, models, parallel, sinkhorn
+from jax_ssl.data import views
 from jax_ssl.methods import common
 
 NUM_ASSIGNED = 2  # crops whose codes are targets: SwAV's crops_for_assign = [0, 1]
@@ -39,62 +40,76 @@ class SwAVModel(nn.Module):
     return features, (z, prototypes(z))
 
 
-def create_model(config):
-  s = config.swav
-  projector = common.mlp_head(config, s.proj_hidden_dims, s.proj_dim)
-  return SwAVModel(models.create_backbone(config.model), projector, s.num_prototypes)
+def config():
+  return ml_collections.ConfigDict(dict(
+      num_prototypes=3000,
+      temperature=0.1,
+      epsilon=0.05,
+      sinkhorn_iters=3,
+      proj_hidden_dims=(2048,),
+      proj_dim=128,
+      queue_size=3840,           # 0: no queue
+      queue_start_epochs=15,
+  ))
 
 
-def check_config(config, num_devices):
-  s = config.swav
+def multicrop_views():
+  """2 global crops at config.data.image_size and 6 local ones at 96 pixels (SwAV)."""
+  return views.groups(
+      **{"global": views.group(count=2),
+         "local": views.group(count=6, size=96, crop_area_min=0.05, crop_area_max=0.14)})
+
+
+def tiny(c):
+  c.swav.update(proj_hidden_dims=(64,), proj_dim=32, num_prototypes=30, queue_size=0)
+  c.data.views.local.update(count=min(c.data.views.local.count, 2), size=16)
+
+
+def check(c, num_devices):
+  s = c.swav
   checks = [
       ("temperature", s.temperature, s.temperature > 0, "> 0"),
       ("epsilon", s.epsilon, s.epsilon > 0, "> 0"),
       ("sinkhorn_iters", s.sinkhorn_iters, s.sinkhorn_iters >= 1, ">= 1"),
       ("num_prototypes", s.num_prototypes, s.num_prototypes >= 2, ">= 2"),
-      ("freeze_prototypes_epochs", s.freeze_prototypes_epochs,
-       s.freeze_prototypes_epochs >= 0, ">= 0"),
       # Each device runs Sinkhorn on its own share of the queue.
       ("queue_size", s.queue_size, s.queue_size >= 0 and s.queue_size % num_devices == 0,
        f"0 (no queue) or a multiple of the device count {num_devices}"),
   ]
   for field, value, ok, expected in checks:
-    if not ok:
-      raise ValueError(f"config.swav.{field}={value!r} is invalid: expected {expected}")
-  if config.data.augment.recipe != "multicrop":
-    raise ValueError(f"config.data.augment.recipe={config.data.augment.recipe!r} is invalid "
-                     "for swav: expected 'multicrop'")
+    config_lib.require(ok, f"config.swav.{field}", value, expected)
+  names = sorted(c.data.views.keys())
+  config_lib.require(names == ["global", "local"], "config.data.views", names,
+                     "the groups 'global' and 'local' (SwAV's multi-crop)")
+  config_lib.require(c.data.views["global"].count >= NUM_ASSIGNED,
+                     "config.data.views.global.count", c.data.views["global"].count,
+                     f">= {NUM_ASSIGNED}: codes come from the global crops and predict each other")
 
 
-def init_method_state(config, variables):
-  del variables
-  s = config.swav
+def create_model(c):
+  s = c.swav
+  projector = common.mlp_head(c, s.proj_hidden_dims, s.proj_dim)
+  return SwAVModel(models.create_backbone(c.model), projector, s.num_prototypes)
+
+
+def init_state(run, variables, batch):
+  del variables, batch
+  s = run.config.swav
   if not s.queue_size:
     return {}
   return {"queue": jnp.zeros((NUM_ASSIGNED, s.queue_size, s.proj_dim)),
           "queue_count": jnp.zeros([], jnp.int32)}
 
 
-def adapt_optimizer(tx, run):
-  """Prototypes get their own copy of the optimizer, frozen for the first epochs."""
-  frozen_steps = int(run.config.swav.freeze_prototypes_epochs * run.steps_per_epoch)
-  def labels(params):
-    return {name: jax.tree.map(lambda _, label=name == "prototypes": label, subtree)
-            for name, subtree in params.items()}
-
-  return optax.multi_transform({True: optim.frozen_for(tx, frozen_steps), False: tx}, labels)
-
-
-def after_update(state, run):
-  del run
-  params = state["params"]
+def after_update(params, method_state, step, run):
+  del step, run
   kernel = losses.l2_normalize(params["prototypes"]["kernel"], axis=0)
-  return {**state, "params": {**params, "prototypes": {"kernel": kernel}}}
+  return {**params, "prototypes": {"kernel": kernel}}, method_state
 
 
 def _crops(batch, key):
-  """[B, n, S, S, 3] -> [B * n, S, S, 3], each example's crops adjacent."""
-  crops = batch[key]
+  """[B * n, S, S, 3], each example's crops adjacent, and n."""
+  crops = common.stacked(batch, key)
   return crops.reshape((-1,) + crops.shape[2:]), crops.shape[1]
 
 
@@ -119,18 +134,17 @@ def _codes(run, scores, queue=None, prototypes=None, use_queue=None):
                        out_specs=spec)(scores, queue, prototypes, use_queue)
 
 
-def compute_loss(params, state, batch, rng, run):
+def loss(params, state, batch, rng, run):
   del rng
   s = run.config.swav
-  apply = functools.partial(run.model.apply, train=True, mutable=["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"])
   images, num_global = _crops(batch, "global")
-  (features, (z, scores)), updates = apply(
-      {"params": params, "batch_stats": state["batch_stats"]}, images)
+  features, (z, scores) = forward(images)
   scores = [scores.reshape(-1, num_global, s.num_prototypes)[:, i] for i in range(num_global)]
   z = z.reshape(-1, num_global, z.shape[-1])
-  if batch["local"].shape[1]:  # one forward per resolution, as SwAV does
-    images, num_local = _crops(batch, "local")
-    (_, (_, local)), updates = apply({"params": params, **updates}, images)
+  images, num_local = _crops(batch, "local")
+  if num_local:  # one forward per resolution, as SwAV does
+    _, (_, local) = forward(images)
     local = local.reshape(-1, num_local, s.num_prototypes)
     scores += [local[:, i] for i in range(num_local)]
 
@@ -138,7 +152,7 @@ def compute_loss(params, state, batch, rng, run):
   queue_on = s.queue_size > 0
   use_queue = queue_on and method_state["queue_count"] >= s.queue_size
   prototypes = jax.lax.stop_gradient(params["prototypes"]["kernel"])
-  loss, entropy = 0.0, 0.0
+  value, entropy = 0.0, 0.0
   for i in range(NUM_ASSIGNED):
     if queue_on:
       codes = _codes(run, scores[i], method_state["queue"][i], prototypes, use_queue)
@@ -147,7 +161,7 @@ def compute_loss(params, state, batch, rng, run):
     entropy += -jnp.mean(jnp.sum(codes * jnp.log(codes + 1e-12), axis=1)) / NUM_ASSIGNED
     predictions = [losses.swapped_prediction(scores[v], codes, temperature=s.temperature)
                    for v in range(len(scores)) if v != i]
-    loss += sum(predictions) / (len(predictions) * NUM_ASSIGNED)
+    value += sum(predictions) / (len(predictions) * NUM_ASSIGNED)
 
   if queue_on:  # newest first; filling starts at queue_start_epochs
     filling = state["step"] >= int(s.queue_start_epochs * run.steps_per_epoch)
@@ -159,5 +173,11 @@ def compute_loss(params, state, batch, rng, run):
   metrics = {"embedding_std": losses.embedding_std(z[:, 0]), "code_entropy": entropy}
   if queue_on:
     metrics["queue_in_use"] = use_queue.astype(jnp.float32)
-  return loss, ({"batch_stats": updates["batch_stats"], "method_state": method_state},
-                metrics, features.reshape(-1, num_global, features.shape[-1])[:, 0])
+  return methods.LossResult(value, metrics, forward.batch_stats, method_state,
+                            features.reshape(-1, num_global, features.shape[-1])[:, 0])
+
+
+METHOD = methods.register(methods.Method(
+    name="swav", config=config, views=multicrop_views, create_model=create_model, loss=loss,
+    tiny=tiny, check=check, init_state=init_state, after_update=after_update,
+    param_groups={"prototypes": methods.group(r"^prototypes/", frozen_epochs=1.0)}))

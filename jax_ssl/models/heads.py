@@ -5,7 +5,7 @@ hidden layers are Dense without bias -> BN (with centering) -> ReLU, and the out
 is Dense without bias -> BN without centering and no ReLU. Dense kernels start from
 N(0, 0.01^2) as there. With `use_bn=False` it is a plain MLP with biases (MoCo v2 style).
 """
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -22,6 +22,7 @@ class MLPHead(nn.Module):
   use_bn: bool = True
   last_bn: bool = True
   last_bn_scale: bool = True  # MoCo v3's output BN is affine-free
+  output_bias: Optional[bool] = None  # default: a bias unless the output has BN
   dtype: Any = jnp.float32
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
@@ -37,7 +38,8 @@ class MLPHead(nn.Module):
         x = self.norm(train, center=True, name=f"bn_{i}")(x)
       x = nn.relu(x)
     output_bn = self.use_bn and self.last_bn
-    x = self.dense(self.output_dim, use_bias=not output_bn, name="dense_out")(x)
+    use_bias = not output_bn if self.output_bias is None else self.output_bias
+    x = self.dense(self.output_dim, use_bias=use_bias, name="dense_out")(x)
     if output_bn:
       # No centering on the output BN (SimCLR v2: `center=use_bias` with use_bias=False).
       x = self.norm(train, center=False, scale=self.last_bn_scale, name="bn_out")(x)

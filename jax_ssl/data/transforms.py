@@ -1,0 +1,160 @@
+"""View transforms that make targets, applied on the devices after a view's augmentation.
+
+A view group's `transform` (see data/views.py) names one of `TRANSFORMS`, with an optional
+argument after a colon. A transform maps one float view [S, S, 3] in [0, 1] and a key to
+{'image': the new view, target: value, ...}; 'image' replaces the view in the batch and
+each target is stored beside it as `batch[f'{group}_{target}']`. They run in the jitted
+step on every augmentation path (host, device, resident), one example at a time, with keys
+drawn from (seed, step, the example's position in the global batch).
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_ssl import parallel
+
+_TRANSFORM_STREAM = 3  # apart from data/device.py's shuffle (1) and augmentation (2) streams
+
+
+def rotate(image, key):
+  """One of the four rotations by multiples of 90 degrees and its index (RotNet's label)."""
+  k = jax.random.randint(key, [], 0, 4)
+  rotated = jax.lax.switch(k, [lambda x, i=i: jnp.rot90(x, i) for i in range(4)], image)
+  return {"image": rotated, "rotation": k}
+
+
+def rotations(image, key):
+  """All four rotations of the view, [4, S, S, 3], with labels 0..3 (Gidaris et al. 2018)."""
+  del key
+  return {"image": jnp.stack([jnp.rot90(image, i) for i in range(4)]),
+          "rotation": jnp.arange(4, dtype=jnp.int32)}
+
+
+def tiles(image, key, grid=3):
+  """The view cut into grid x grid tiles, [grid^2, t, t, 3] in a random order, and the order:
+  `permutation[i]` is the grid position (row-major) of tile i."""
+  side = image.shape[0] // grid
+  cut = image[:side * grid, :side * grid]
+  pieces = cut.reshape(grid, side, grid, side, 3).transpose(0, 2, 1, 3, 4)
+  pieces = pieces.reshape(grid * grid, side, side, 3)
+  permutation = jax.random.permutation(key, grid * grid).astype(jnp.int32)
+  return {"image": pieces[permutation], "permutation": permutation}
+
+
+def _linear_rgb(rgb):
+  return jnp.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+
+
+# sRGB (D65) to CIE XYZ, and the D65 white point.
+# numpy, not jnp: a module-level jnp array would start JAX's backend on import.
+_RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
+                        [0.212671, 0.715160, 0.072169],
+                        [0.019334, 0.119193, 0.950227]], np.float32)
+_WHITE = np.array([0.950456, 1.0, 1.088754], np.float32)
+
+
+def rgb_to_lab(rgb):
+  """sRGB in [0, 1] -> CIE L*a*b* (L in [0, 100], a and b about [-110, 110])."""
+  xyz = _linear_rgb(rgb) @ _RGB_TO_XYZ.T / _WHITE
+  cube_root = jnp.where(xyz > (6 / 29) ** 3, jnp.cbrt(jnp.maximum(xyz, 1e-12)),
+                        xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+  x, y, z = cube_root[..., 0], cube_root[..., 1], cube_root[..., 2]
+  return jnp.stack([116 * y - 16, 500 * (x - y), 200 * (y - z)], axis=-1)
+
+
+def lab(image, key):
+  """The view's L channel as the image, [S, S, 1] in [0, 1], and its ab channels as 'ab',
+  [S, S, 2] scaled to about [-1, 1] (CMC's two views of one image, Tian et al. 2020)."""
+  del key
+  converted = rgb_to_lab(image)
+  return {"image": converted[..., :1] / 100.0, "ab": converted[..., 1:] / 110.0}
+
+
+def mask(image, key, area=0.25):
+  """A random square covering `area` of the view filled with grey, the mask (1 inside)
+  and the original view as 'target' (inpainting, Pathak et al. 2016)."""
+  size = image.shape[0]
+  side = max(1, round(size * area ** 0.5))
+  top, left = jax.random.randint(key, [2], 0, size - side + 1)
+  rows = (jnp.arange(size) >= top) & (jnp.arange(size) < top + side)
+  cols = (jnp.arange(size) >= left) & (jnp.arange(size) < left + side)
+  inside = (rows[:, None] & cols[None, :])[..., None]
+  return {"image": jnp.where(inside, 0.5, image), "mask": inside.astype(jnp.float32),
+          "target": image}
+
+
+# name -> (function, type of its argument or None, default argument)
+TRANSFORMS = {
+    "rotate": (rotate, None, None),
+    "rotations": (rotations, None, None),
+    "tiles": (tiles, int, 3),
+    "lab": (lab, None, None),
+    "mask": (mask, float, 0.25),
+}
+
+
+def describe():
+  return [name + (f":<{kind.__name__}>" if kind else "")
+          for name, (_, kind, _) in TRANSFORMS.items()]
+
+
+def parse(spec):
+  """'tiles:3' -> (tiles, {'grid': 3}); raises ValueError for an unknown transform."""
+  name, _, arg = spec.partition(":")
+  if name not in TRANSFORMS:
+    raise ValueError(f"view transform {spec!r} is unknown; expected one of {describe()}")
+  fn, kind, default = TRANSFORMS[name]
+  if kind is None:
+    if arg:
+      raise ValueError(f"view transform {name!r} takes no argument; got {spec!r}")
+    return fn
+  value = kind(arg) if arg else default
+  return lambda image, key: fn(image, key, value)
+
+
+def is_known(spec):
+  if not spec:
+    return True
+  try:
+    parse(spec)
+  except ValueError:
+    return False
+  return True
+
+
+def _per_view(fn, views, keys, stacked):
+  """fn over every view of a group: [B, ...] with keys [B], or [B, n, ...] with [B, n]."""
+  if stacked:
+    return jax.vmap(jax.vmap(fn))(views, keys)
+  return jax.vmap(fn)(views, keys)
+
+
+def apply(groups, batch, seed, step):
+  """The batch with each group's transform applied (outside any shard_map: per-example
+  work that XLA partitions over the batch's sharding)."""
+  transformed = [g for g in groups if g.transform]
+  if not transformed:
+    return batch
+  size = batch[transformed[0].name].shape[0]
+  base = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _TRANSFORM_STREAM), step)
+  example_keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(size))
+  out = dict(batch)
+  for index, group in enumerate(groups):
+    if not group.transform:
+      continue
+    keys = jax.vmap(lambda k, i=index: jax.random.fold_in(k, i))(example_keys)
+    if group.stacked:
+      keys = jax.vmap(lambda k, n=group.count: jax.random.split(k, n))(keys)
+    results = _per_view(parse(group.transform), out[group.name].astype(jnp.float32), keys,
+                        group.stacked)
+    out[group.name] = results.pop("image")
+    out.update({f"{group.name}_{name}": value for name, value in results.items()})
+  return out
+
+
+def sharded_apply(groups, mesh, seed):
+  """(batch, step) -> `apply` with the batch's outputs constrained to the data sharding."""
+  def run(batch, step):
+    out = apply(groups, batch, seed, step)
+    return jax.lax.with_sharding_constraint(out, parallel.batch_sharding(mesh))
+  return run

@@ -1,0 +1,120 @@
+"""View transforms that make targets: each one's target is right, and every augmentation
+path (host, device, resident) applies them, the same on 1 device and on 8."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jax_ssl import config as config_lib, parallel, step as step_lib
+from jax_ssl.data import device, make_source, pipeline, transforms
+
+
+def image(size=12, seed=0):
+  return jax.random.uniform(jax.random.key(seed), (size, size, 3))
+
+
+def keys(count):
+  return jax.random.split(jax.random.key(1), count)
+
+
+def test_rotate_gives_the_rotation_that_undoes_it_and_draws_all_four():
+  x = image()
+  out = jax.vmap(lambda k: transforms.rotate(x, k))(keys(200))
+  assert out["image"].shape == (200, 12, 12, 3) and out["rotation"].dtype == jnp.int32
+  for rotated, k in zip(out["image"][:12], out["rotation"][:12]):
+    np.testing.assert_array_equal(np.rot90(np.asarray(rotated), -int(k)), x)
+  counts = np.bincount(np.asarray(out["rotation"]), minlength=4)
+  assert counts.min() > 30  # about 50 each
+
+
+def test_rotations_are_all_four_with_their_labels():
+  out = transforms.rotations(image(), None)
+  np.testing.assert_array_equal(out["rotation"], [0, 1, 2, 3])
+  for k in range(4):
+    np.testing.assert_array_equal(out["image"][k], np.rot90(np.asarray(image()), k))
+
+
+def test_tiles_and_their_permutation_rebuild_the_view():
+  x = image(13)  # the last row and column fall outside a 3 x 3 grid of 4-pixel tiles
+  out = transforms.parse("tiles:3")(x, jax.random.key(2))
+  assert out["image"].shape == (9, 4, 4, 3)
+  assert sorted(np.asarray(out["permutation"]).tolist()) == list(range(9))
+  rebuilt = np.zeros((12, 12, 3), np.float32)
+  for tile, position in zip(np.asarray(out["image"]), np.asarray(out["permutation"])):
+    row, column = divmod(int(position), 3)
+    rebuilt[4 * row:4 * row + 4, 4 * column:4 * column + 4] = tile
+  np.testing.assert_array_equal(rebuilt, np.asarray(x)[:12, :12])
+
+
+def test_lab_splits_lightness_from_colour():
+  colours = jnp.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
+  lab = transforms.rgb_to_lab(colours)
+  # CIE L*a*b* (D65) of white, black, sRGB red and mid-grey.
+  np.testing.assert_allclose(lab, [[100, 0, 0], [0, 0, 0], [53.24, 80.09, 67.20],
+                                   [53.39, 0, 0]], atol=0.05)
+  out = transforms.lab(image(), None)
+  assert out["image"].shape == (12, 12, 1) and out["ab"].shape == (12, 12, 2)
+  assert 0 <= out["image"].min() and out["image"].max() <= 1 and np.abs(out["ab"]).max() <= 1
+
+
+def test_mask_greys_out_a_square_of_the_given_area_and_keeps_the_view_as_target():
+  x = image(20)
+  out = transforms.parse("mask:0.25")(x, jax.random.key(3))
+  inside = np.asarray(out["mask"][..., 0]) == 1
+  assert inside.sum() == 100  # a 10 x 10 square
+  np.testing.assert_array_equal(np.asarray(out["image"])[inside], 0.5)
+  np.testing.assert_array_equal(np.asarray(out["image"])[~inside], np.asarray(x)[~inside])
+  np.testing.assert_array_equal(out["target"], x)
+
+
+def test_unknown_transforms_and_arguments_are_refused_by_name():
+  with pytest.raises(ValueError, match="view transform 'spin' is unknown"):
+    transforms.parse("spin")
+  with pytest.raises(ValueError, match="takes no argument"):
+    transforms.parse("rotate:2")
+  assert transforms.is_known("tiles:2") and not transforms.is_known("tiles:x")
+
+
+def rotation_config(path_size=12):
+  """SimCLR's two views, the second rotated: a target beside the views."""
+  config = config_lib.base_config("simclr")
+  config_lib.shrink_for_cpu(config)
+  config.data.image_size = path_size
+  config.data.views.view2.transform = "rotate"
+  config.data.views.view1.transform = "tiles:2"
+  return config
+
+
+def test_the_methods_batch_spec_holds_the_targets():
+  spec = step_lib.example_batch(rotation_config(), batch_size=4)
+  assert spec["view2"].shape == (4, 12, 12, 3) and spec["view2_rotation"].shape == (4,)
+  assert spec["view1"].shape == (4, 4, 6, 6, 3) and spec["view1_permutation"].shape == (4, 4)
+  assert spec["index"].shape == (4,)
+
+
+@pytest.mark.parametrize("path", ["host", "device", "resident"])
+def test_every_path_applies_the_transforms_the_same_on_1_and_8_devices(path):
+  config = rotation_config()
+  source = make_source(config.data)
+  outputs = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh = parallel.make_mesh(devices)
+    prepare = jax.jit(device.make_prepare(config.data, mesh, seed=0, path=path,
+                                          global_batch_size=16))
+    if path == "resident":
+      batch = device.resident_dataset(source, mesh, global_batch_size=16)
+    else:
+      host = next(pipeline.pretrain_batches(config.data, source, local_batch_size=16, seed=0,
+                                            colour_on_host=path == "host"))
+      batch = parallel.global_batch(host, mesh)
+    outputs.append(jax.device_get(prepare(batch, 3)))
+  one, eight = outputs
+  assert eight["view2"].shape == (16, 12, 12, 3) and eight["view1"].shape == (16, 4, 6, 6, 3)
+  assert set(np.unique(eight["view2_rotation"])) <= {0, 1, 2, 3}
+  assert all(sorted(p) == [0, 1, 2, 3] for p in eight["view1_permutation"])
+  if path == "resident":  # each device draws from its own shard: other examples on 1 device
+    return
+  for key in ("view2_rotation", "view1_permutation", "index", "label"):
+    np.testing.assert_array_equal(one[key], eight[key])
+  for key in ("view1", "view2"):
+    np.testing.assert_allclose(one[key], eight[key], atol=0.02)
