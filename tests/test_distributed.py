@@ -18,7 +18,9 @@ from jax_ssl import parallel
 # MoCo v3 gathers its negatives as SimCLR does (an all_gather of the embeddings); MoCo
 # v2's shuffle-BN is per device by design and is checked against a by-hand per-device
 # forward in test_methods.py.
-RECIPES = ["configs/simclr_tiny.py", "configs/swav_tiny.py"]
+# Barlow Twins and VICReg take their statistics over the global batch.
+RECIPES = ["configs/simclr_tiny.py", "configs/swav_tiny.py", "configs/barlow_twins_tiny.py",
+           "configs/vicreg_tiny.py"]
 # Sinkhorn's exp(scores / epsilon) magnifies the rounding of another reduction order
 # (see distributed_steps.recipe_config): parameters of about 1e-2 part by 1e-5 to 6e-5
 # after 5 steps, depending on the batches drawn.

@@ -129,7 +129,8 @@ def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
 # resident there, crops and all.
 @pytest.mark.parametrize("recipe, path", [
     ("moco_v2_r50", "host"), ("moco_v3_r50", "host"), ("byol_r50", "device"),
-    ("swav_r50", "resident")])
+    ("swav_r50", "resident"), ("simsiam_r50", "host"), ("barlow_twins_r50", "device"),
+    ("vicreg_r50", "resident")])
 def test_three_steps_through_the_config_on_mock_data(recipe, path, tmp_path):
   source = "tfds:cifar10" if path == "resident" else "tfds:imagenet2012"
   config = load_config([f"--config={REPO / 'configs' / recipe}.py:tiny",
@@ -147,3 +148,27 @@ def test_three_steps_through_the_config_on_mock_data(recipe, path, tmp_path):
   assert 0 <= final["linear_top1"] <= 1 and 0 <= final["knn_top1"] <= 1
   assert (tmp_path / "checkpoints" / "3").is_dir()
 
+
+def test_vicreg_logs_its_three_terms_and_its_loss_is_their_weighted_sum():
+  config = tiny("vicreg")
+  _, _, state, train_step = build(config)
+  _, metrics = train_step(state, views(config))
+  v = config.vicreg
+  expected = (v.invariance * metrics["invariance"] + v.variance * metrics["variance"]
+              + v.covariance * metrics["covariance"])
+  np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-6)
+  assert 0 < metrics["variance"] <= 1 and metrics["covariance"] > 0
+
+
+def test_simsiam_predictor_keeps_its_learning_rate_while_the_rest_decays():
+  # A schedule already at zero: only the predictor, at the constant peak rate, moves.
+  config = tiny("simsiam")
+  config.optim.update(name="sgd", weight_decay=0.0, momentum=0.0)
+  _, _, state, train_step = build(config, schedule=lambda step: 0.0)
+  before = jax.device_get(state["params"])
+  state, _ = train_step(state, views(config))
+  after = jax.device_get(state["params"])
+  moved = {name: any(np.any(a != b) for a, b in zip(jax.tree.leaves(after[name]),
+                                                    jax.tree.leaves(before[name])))
+           for name in after}
+  assert moved == {"backbone": False, "projector": False, "predictor": True}
