@@ -6,7 +6,6 @@ import itertools
 
 import jax
 import numpy as np
-from absl import logging
 from jax.experimental import multihost_utils
 
 from jax_ssl import checkpoint, config as config_lib, data, evaluate, export, methods, metrics
@@ -100,9 +99,11 @@ def train_and_evaluate(config, workdir):
   metrics.forget_lost_steps(workdir, start_step)
   writer = metrics.MetricWriter(workdir)
   encoder_of = step_lib.make_encoder(model)
-  logging.info("%s on %s: %d steps (%d per epoch), peak lr %.4g, %d devices, augmentation "
-               "on the %s path, start at step %d", config.method, config.data.source, last_step,
-               steps_per_epoch, peak_lr, jax.device_count(), augment_path, start_step)
+  metrics.print_line(f"{config.method} on {config.data.source}: {last_step} steps "
+                     f"({steps_per_epoch} per epoch), peak lr {peak_lr:.4g}, "
+                     f"{jax.device_count()} device(s), augmentation on the {augment_path} path")
+  if restored is not None:
+    metrics.print_line(f"resuming from the checkpoint of step {start_step} of {last_step}")
 
   def report(step, results):
     writer.write(step, results)
@@ -110,8 +111,11 @@ def train_and_evaluate(config, workdir):
     return results
 
   def run_evaluation(step, prefix=""):
-    return report(step, evaluate.evaluate_encoder(encoder_of(state), config, source, mesh, prefix,
-                                                  pairs=pairs))
+    what = "the random-init encoder" if prefix else f"the encoder at step {step}"
+    with metrics.EvalProgress(f"evaluating {what}", source, config.eval) as progress:
+      results = evaluate.evaluate_encoder(progress.counting(encoder_of(state)), config, source,
+                                          mesh, prefix, pairs=pairs)
+    return report(step, results)
 
   # ---- The loop. ----
   prepare = data.device.make_prepare(config.data, mesh, config.seed, augment_path,
@@ -143,6 +147,7 @@ def train_and_evaluate(config, workdir):
   step = start_step
   stop_requested = preemption.SigtermWatch()
   stopping = False
+  metrics.print_line("compiling the training step")
   try:
     for step, batch in zip(range(start_step + 1, last_step + 1), batches):
       state, step_metrics = train_step(state, batch)
@@ -152,6 +157,7 @@ def train_and_evaluate(config, workdir):
       if previous is not None:  # one step behind, so the check does not stall the devices
         check_finite(*previous)
       previous = (step, step_metrics)
+      progress.advance(step)
       if step % config.train.log_every_steps == 0 or step == last_step:
         logged = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
         logged.update(images_per_sec=progress.tick(step), epoch=step / steps_per_epoch)
@@ -174,6 +180,7 @@ def train_and_evaluate(config, workdir):
     if previous is not None:
       check_finite(*previous)
   finally:
+    progress.close()
     stop_requested.close()
     # A failing or stopping run still completes the checkpoint it was writing.
     manager.wait_until_finished()
@@ -182,5 +189,6 @@ def train_and_evaluate(config, workdir):
                        "command again to resume")
     return {**final, "stopped_at_step": step}
   final.update(run_evaluation(step))
+  metrics.print_line(f"exporting the encoder to {export.export_dir(workdir)}")
   export.export_encoder(export.encoder_variables(state), config, workdir, step)
   return final
