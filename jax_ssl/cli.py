@@ -78,6 +78,12 @@ def unknown_field_message(name, config):
   return f"{name}: unknown field; {hint}"
 
 
+def with_suggestion(name, config):
+  """'config.train.batchsize (did you mean config.train.batch_size?)', or `name` alone."""
+  suggestion = closest_field(name, config)
+  return f"{name} (did you mean {suggestion}?)" if suggestion else name
+
+
 def _has_field(config, dotted):
   node = config
   for key in dotted.split(".")[1:]:

@@ -6,7 +6,7 @@ field that is not in the schema is an error, so a typo never goes unnoticed.
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from jax_ssl import models, optim
+from jax_ssl import cli, models, optim
 
 SOURCE_PREFIXES = ("builtin:", "tfds:", "folder:")
 TASKS = ("pretrain", "linear_eval", "finetune")
@@ -294,8 +294,9 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
   """Checks the config before anything is built; raises ValueError naming the field."""
   unknown = unknown_fields(config)
   if unknown:
-    raise ValueError(f"unknown config field(s): {', '.join(unknown)}; see jax_ssl/config.py "
-                     "for the fields a config can set")
+    named = ", ".join(cli.with_suggestion(name, base_config()) for name in unknown)
+    raise ValueError(f"unknown config field(s): {named}; see jax_ssl/config.py for the fields "
+                     "a config can set")
   require(config.task in TASKS, "config.task", config.task, f"one of {TASKS}")
   if config.task != "pretrain":
     require(bool(config.pretrained), "config.pretrained", config.pretrained,
