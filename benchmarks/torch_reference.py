@@ -10,8 +10,8 @@ head (feature_dim -> feature_dim -> feature_dim -> 128, Linear without bias, BN,
 the output BN has no offset); NT-Xent at temperature 0.1, the paper's mean over the
 2N anchors, in float32; backward; LARS (momentum 0.9, trust coefficient 0.001, weight
 decay 1e-6, biases and BN left out of decay and adaptation) at 0.3 x batch/256 with
-warm-up and cosine decay. The ResNet is written here in plain torch with torchvision's
-structure and parameter names (jax_ssl's export writes the same names); where
+warm-up and cosine decay. The ResNet is jax_ssl.torch_resnet's, plain torch with
+torchvision's structure and parameter names (jax_ssl's export writes the same names); where
 torchvision imports (it does not beside the CPU build of torch), torchvision's own
 resnetXX replaces it at width 1 with the ImageNet stem (`--notorchvision` keeps the
 plain one). Images of 64 pixels or fewer get the CIFAR stem (3x3 conv, no max-pool),
@@ -37,6 +37,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+# The ResNet with torchvision's structure and names that jax_ssl.torch_model loads exports into.
+from jax_ssl.torch_resnet import ARCHS, resnet
+
 # configs/simclr_r50.py; tests/test_torch_reference.py checks that they still agree.
 TEMPERATURE = 0.1
 PROJ_DIM = 128
@@ -48,104 +51,11 @@ TRUST_COEFFICIENT = 0.001
 # The learning-rate schedule step_throughput.py gives the JAX step.
 WARMUP_STEPS, TOTAL_STEPS = 10, 1000
 
-STAGE_SIZES = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3),
-               101: (3, 4, 23, 3), 152: (3, 8, 36, 3), 200: (3, 24, 36, 3)}
-ARCHS = tuple(f"resnet{depth}" for depth in STAGE_SIZES)
 TORCHVISION_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 # ------------------------------------------------------------------ ResNet ----
-class BasicBlock(nn.Module):
-  expansion = 1
-
-  def __init__(self, inplanes, planes, stride):
-    super().__init__()
-    self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-    self.bn1 = nn.BatchNorm2d(planes)
-    self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-    self.bn2 = nn.BatchNorm2d(planes)
-    self.downsample = downsample(inplanes, planes, stride)
-
-  def forward(self, x):
-    y = torch.relu(self.bn1(self.conv1(x)))
-    y = self.bn2(self.conv2(y))
-    return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
-
-
-class Bottleneck(nn.Module):
-  """ResNet v1.5: the stride sits on the 3x3 conv, as in torchvision and jax_ssl."""
-  expansion = 4
-
-  def __init__(self, inplanes, planes, stride):
-    super().__init__()
-    self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-    self.bn1 = nn.BatchNorm2d(planes)
-    self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-    self.bn2 = nn.BatchNorm2d(planes)
-    self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-    self.bn3 = nn.BatchNorm2d(planes * 4)
-    self.downsample = downsample(inplanes, planes * 4, stride)
-
-  def forward(self, x):
-    y = torch.relu(self.bn1(self.conv1(x)))
-    y = torch.relu(self.bn2(self.conv2(y)))
-    y = self.bn3(self.conv3(y))
-    return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
-
-
-def downsample(inplanes, out_channels, stride):
-  if stride == 1 and inplanes == out_channels:
-    return None
-  return nn.Sequential(nn.Conv2d(inplanes, out_channels, 1, stride, bias=False),
-                       nn.BatchNorm2d(out_channels))
-
-
-class TorchResNet(nn.Module):
-  """torchvision.models.ResNet without `fc`, with a width multiplier and the CIFAR stem.
-
-  Widths round as jax_ssl's do (int(64 * 2**stage * width)); returns pooled features.
-  """
-
-  def __init__(self, block, layers, width=1.0, cifar_stem=False):
-    super().__init__()
-    base = int(64 * width)
-    self.conv1 = (nn.Conv2d(3, base, 3, 1, 1, bias=False) if cifar_stem
-                  else nn.Conv2d(3, base, 7, 2, 3, bias=False))
-    self.bn1 = nn.BatchNorm2d(base)
-    self.maxpool = nn.Identity() if cifar_stem else nn.MaxPool2d(3, 2, 1)
-    inplanes = base
-    for stage, blocks in enumerate(layers):
-      planes = int(64 * 2**stage * width)
-      stack = []
-      for i in range(blocks):
-        stack.append(block(inplanes, planes, 2 if stage > 0 and i == 0 else 1))
-        inplanes = planes * block.expansion
-      setattr(self, f"layer{stage + 1}", nn.Sequential(*stack))
-    self.feature_dim = inplanes
-    for m in self.modules():  # torchvision's initialisation
-      if isinstance(m, nn.Conv2d):
-        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-      elif isinstance(m, nn.BatchNorm2d):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-
-  def forward(self, x):
-    x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-    for stage in range(1, 5):
-      x = getattr(self, f"layer{stage}")(x)
-    return x.mean(dim=(2, 3))
-
-
-def resnet(arch, width=1.0, cifar_stem=False):
-  """The plain-torch ResNet named like jax_ssl's config.model.arch ('resnet10' ... 'resnet200')."""
-  if arch not in ARCHS:
-    raise ValueError(f"model {arch!r} is unknown; accepted: {list(ARCHS)}")
-  depth = int(arch[len("resnet"):])
-  block = Bottleneck if depth >= 50 else BasicBlock
-  return TorchResNet(block, STAGE_SIZES[depth], width, cifar_stem)
-
-
 def backbone(arch, width=1.0, cifar_stem=False, allow_torchvision=True):
   """(encoder, feature_dim, 'torchvision' or 'plain'): torchvision's where it applies."""
   if allow_torchvision and width == 1 and not cifar_stem and arch in TORCHVISION_ARCHS:

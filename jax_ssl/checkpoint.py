@@ -12,6 +12,8 @@ import orbax.checkpoint as ocp
 import tensorflow as tf
 from absl import logging
 
+from jax_ssl import metrics
+
 # Config fields a resumed run may change: they leave the training trajectory as it was.
 RESUMABLE_CHANGES = ("config.train.max_steps", "config.train.log_every_steps",
                      "config.train.checkpoint_every_steps", "config.train.keep_checkpoints",
@@ -64,7 +66,8 @@ def _as_json(config):
 
 
 def write_config(workdir, config):
-  """workdir/config.json, from process 0, replaced whole so no reader sees half of it."""
+  """workdir/config.json, from process 0, replaced whole so no reader sees half of it; one
+  console line says where."""
   if jax.process_index() != 0:
     return
   tf.io.gfile.makedirs(_absolute(workdir))
@@ -72,6 +75,7 @@ def write_config(workdir, config):
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:
     f.write(json.dumps(_as_json(config), indent=2))
   tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  metrics.print_line(f"config written to {path}")
 
 
 def _flatten(tree, prefix="config"):

@@ -6,7 +6,7 @@ field that is not in the schema is an error, so a typo never goes unnoticed.
 import ml_collections
 from ml_collections.config_dict import placeholder
 
-from jax_ssl import models, optim
+from jax_ssl import cli, models, optim
 from jax_ssl.data import views as views_lib
 
 SOURCE_PREFIXES = ("builtin:", "tfds:", "folder:")
@@ -280,8 +280,9 @@ def validate(config, *, num_devices, num_processes=1):
     _validate_method(config, num_devices)
   unknown = unknown_fields(config)
   if unknown:
-    raise ValueError(f"unknown config field(s): {', '.join(unknown)}; see jax_ssl/config.py "
-                     "and the method's module for the fields a config can set")
+    named = ", ".join(cli.with_suggestion(name, schema_of(config)) for name in unknown)
+    raise ValueError(f"unknown config field(s): {named}; see jax_ssl/config.py and the "
+                     "method's module for the fields a config can set")
   if config.task != "pretrain":
     require(bool(config.pretrained), "config.pretrained", config.pretrained,
              "the workdir of a pretraining run")

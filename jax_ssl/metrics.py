@@ -1,13 +1,15 @@
-"""What a run tells its user: workdir/metrics.jsonl, TensorBoard events, a console line."""
+"""What a run tells its user: workdir/metrics.jsonl, TensorBoard events, the console."""
 import json
 import math
 import os
+import sys
+import threading
 import time
 
 import jax
 import numpy as np
 import tensorflow as tf
-from absl import logging
+import tqdm
 
 
 def _plain(value):
@@ -70,18 +72,57 @@ def _duration(seconds):
   return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
+# ---------------------------------------------------------------- console ----
+# Process 0 alone prints. On a terminal, training and evaluations draw a progress bar
+# (tqdm) under the printed lines; elsewhere (a log file, a pipe, a test) training prints a
+# plain line every log_every_steps instead, and nothing is redrawn.
+def _prints():
+  return jax.process_index() == 0
+
+
+def interactive():
+  """Whether stdout is a terminal a person watches (progress bars) rather than a log."""
+  return sys.stdout.isatty()
+
+
+def _bar(**kwargs):
+  """A tqdm bar on stdout when process 0 prints to a terminal, else None."""
+  if not (_prints() and interactive()):
+    return None
+  return tqdm.tqdm(file=sys.stdout, dynamic_ncols=True, **kwargs)
+
+
+def print_line(message):
+  """A console line from process 0, on stdout, once; above the progress bar if one is drawn."""
+  if _prints():
+    tqdm.tqdm.write(message, file=sys.stdout)
+    sys.stdout.flush()
+
+
 class Progress:
-  """Measures images/s between console lines and estimates the time left."""
+  """The training console: measures images/s between updates and the time left, and shows
+  them with the step and the loss on a progress bar, or as a line every log_every_steps."""
 
   def __init__(self, total_steps, global_batch_size, start_step):
     self.total_steps = total_steps
     self.batch = global_batch_size
-    self.restart(start_step)
+    self._bar = None
+    self._mark(start_step)
 
-  def restart(self, step):
-    """Starts measuring from `step`, e.g. once the first step has compiled."""
+  def _mark(self, step):
     self._last_step, self._last_time = step, time.perf_counter()
     self._steps_per_sec = 0.0
+
+  def restart(self, step):
+    """Starts measuring from `step`, once the first step has compiled; the bar starts here."""
+    self._mark(step)
+    if self._bar is None:
+      self._bar = _bar(total=self.total_steps, initial=step, desc="training", unit="step")
+
+  def advance(self, step):
+    """Moves the bar to `step` (every step: tqdm redraws at most 10 times a second)."""
+    if self._bar is not None:
+      self._bar.update(step - self._bar.n)
 
   def tick(self, step):
     """Returns images/s since the last tick (call after the step's results are ready)."""
@@ -95,15 +136,87 @@ class Progress:
     return rate
 
   def line(self, step, metrics):
+    if self._bar is not None:
+      self.advance(step)
+      self._bar.set_postfix_str(
+          f"loss {metrics.get('loss', float('nan')):.4g} | "
+          f"{metrics.get('images_per_sec', 0.0):,.0f} images/s")
+      return
     eta = (self.total_steps - step) / max(self._steps_per_sec, 1e-9)
     parts = [f"step {step}/{self.total_steps}"]
     parts += [f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)]
     parts.append(f"eta {_duration(eta)}")
     print_line(" | ".join(parts))
 
+  def close(self):
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
 
-def print_line(message):
-  """A console line from process 0 (also sent to the absl log)."""
-  if jax.process_index() == 0:
-    logging.info(message)
-    print(message, flush=True)
+
+class EvalProgress:
+  """Says that an evaluation starts and, on a terminal, counts the images it encodes on a
+  bar; once they are all encoded the bar says that kNN and the linear probe run.
+
+    with metrics.EvalProgress("evaluating ...", source, config.eval) as progress:
+      results = evaluate.evaluate_encoder(progress.counting(encode), ...)
+  """
+
+  def __init__(self, description, source, eval_config):
+    train = source.num_train
+    if eval_config.max_train_examples:
+      train = min(train, eval_config.max_train_examples)
+    self.description, self.total = description, train + source.num_test
+    self._bar = None
+    self._done = threading.Event()
+
+  def __enter__(self):
+    print_line(f"{self.description}: features of {self.total:,} images, kNN, linear probe")
+    self._bar = _bar(total=self.total, desc="evaluating", unit="image", leave=False)
+    return self
+
+  def counting(self, encode):
+    """`encode`, counting the images of each call on the bar."""
+    def counted(images):
+      bar = self._bar
+      if bar is not None and bar.n < bar.total:
+        bar.update(min(images.shape[0], bar.total - bar.n))
+        if bar.n == bar.total:
+          bar.set_postfix_str("kNN and linear probe")
+          self._keep_clock_moving()
+      return encode(images)
+    return counted
+
+  def _keep_clock_moving(self):
+    """Redraws the bar every second while nothing counts on it, so its clock shows time pass."""
+    def redraw(bar=self._bar):
+      while not self._done.wait(1.0):
+        bar.refresh()
+    threading.Thread(target=redraw, daemon=True).start()
+
+  def __exit__(self, *exc):
+    self._done.set()
+    if self._bar is not None:
+      self._bar.close()
+      self._bar = None
+
+
+def print_summary(results, workdir, seconds, exported):
+  """The run's closing lines: pretrained against random-init accuracy, wall time, files."""
+  if not _prints():
+    return
+  lines = [f"done in {_duration(seconds)}"
+           + (f", stopped at step {results['stopped_at_step']}"
+              if "stopped_at_step" in results else "")]
+  for key in ("linear_top1", "knn_top1", "finetune_top1"):
+    if key in results:
+      baseline = results.get(f"baseline_{key}")
+      against = f"   (random init {baseline:.3f})" if baseline is not None else ""
+      lines.append(f"  {key:<14} {results[key]:.3f}{against}")
+  absolute = workdir if "://" in workdir else os.path.abspath(workdir)
+  if exported:
+    export = os.path.join(absolute, "export")
+    lines.append(f"  encoder        {export}  (in PyTorch: jax_ssl.torch_model({export!r}))")
+  lines.append(f"  metrics        {os.path.join(absolute, 'metrics.jsonl')}  (TensorBoard: "
+               f"tensorboard --logdir {os.path.join(absolute, 'tensorboard')})")
+  print_line("\n".join(lines))

@@ -6,7 +6,6 @@ import itertools
 
 import jax
 import numpy as np
-from absl import logging
 from jax.experimental import multihost_utils
 
 from jax_ssl import checkpoint, config as config_lib, data, evaluate, export, methods, metrics
@@ -98,9 +97,11 @@ def train_and_evaluate(config, workdir):
   metrics.forget_lost_steps(workdir, start_step)
   writer = metrics.MetricWriter(workdir)
   encoder_of = step_lib.make_encoder(encoder)
-  logging.info("%s on %s: %d steps (%d per epoch), peak lr %.4g, %d devices, augmentation "
-               "on the %s path, start at step %d", config.method, config.data.source, last_step,
-               steps_per_epoch, peak_lr, jax.device_count(), augment_path, start_step)
+  metrics.print_line(f"{config.method} on {config.data.source}: {last_step} steps "
+                     f"({steps_per_epoch} per epoch), peak lr {peak_lr:.4g}, "
+                     f"{jax.device_count()} device(s), augmentation on the {augment_path} path")
+  if restored is not None:
+    metrics.print_line(f"resuming from the checkpoint of step {start_step} of {last_step}")
 
   def report(step, results):
     writer.write(step, results)
@@ -108,8 +109,11 @@ def train_and_evaluate(config, workdir):
     return results
 
   def run_evaluation(step, prefix=""):
-    return report(step, evaluate.evaluate_encoder(encoder_of(state), config, source, mesh, prefix,
-                                                  pairs=pairs))
+    what = "the random-init encoder" if prefix else f"the encoder at step {step}"
+    with metrics.EvalProgress(f"evaluating {what}", source, config.eval) as progress:
+      results = evaluate.evaluate_encoder(progress.counting(encoder_of(state)), config, source,
+                                          mesh, prefix, pairs=pairs)
+    return report(step, results)
 
   # ---- The loop. ----
   prepare = data.device.make_prepare(config.data, mesh, config.seed, augment_path,
@@ -148,6 +152,7 @@ def train_and_evaluate(config, workdir):
   step = start_step
   stop_requested = preemption.SigtermWatch()
   stopping = False
+  metrics.print_line("compiling the training step")
   try:
     for step, batch in zip(range(start_step + 1, last_step + 1), batches):
       if epoch_start is not None and (step - 1) % steps_per_epoch == 0:
@@ -159,6 +164,7 @@ def train_and_evaluate(config, workdir):
       if previous is not None:  # one step behind, so the check does not stall the devices
         check_finite(*previous)
       previous = (step, step_metrics)
+      progress.advance(step)
       if step % config.train.log_every_steps == 0 or step == last_step:
         logged = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
         logged.update(images_per_sec=progress.tick(step), epoch=step / steps_per_epoch)
@@ -181,6 +187,7 @@ def train_and_evaluate(config, workdir):
     if previous is not None:
       check_finite(*previous)
   finally:
+    progress.close()
     stop_requested.close()
     # A failing or stopping run still completes the checkpoint it was writing.
     manager.wait_until_finished()
@@ -188,6 +195,8 @@ def train_and_evaluate(config, workdir):
     metrics.print_line(f"SIGTERM: stopped at step {step} with a checkpoint; run the same "
                        "command again to resume")
     return {**final, "stopped_at_step": step}
+  # Exported before the final evaluation, so that a failing evaluation never costs it.
+  metrics.print_line(f"exporting the encoder to {export.export_dir(workdir)}")
   export.export_encoder(encoder.variables(state["params"], state["batch_stats"]), config,
                         workdir, step, encoder)
   final.update(run_evaluation(step))

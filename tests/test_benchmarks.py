@@ -41,6 +41,7 @@ def test_step_throughput_runs_a_multicrop_method():
 
 
 def test_step_throughput_against_torch_and_recorded(tmp_path, capsys):
+  pytest.importorskip("torch")
   bench = load_benchmark()
   results = tmp_path / "results.jsonl"
   results.write_text('{"earlier": "record"}\n')

@@ -104,7 +104,7 @@ def _tiny():
 
 
 @pytest.mark.parametrize("mutate,match", [
-    (lambda c: c.train.__setattr__("batch_sise", 3), r"unknown config field\(s\): config.train.batch_sise"),
+    (lambda c: c.train.__setattr__("batch_sise", 3), r"unknown config field\(s\): config.train.batch_sise \(did you mean config.train.batch_size\?\)"),
     (lambda c: c.__setattr__("method", "simclrr"), r"config.method='simclrr'"),
     (lambda c: c.model.__setattr__("arch", "resnet51"), r"config.model.arch='resnet51'"),
     (lambda c: c.model.__setattr__("dtype", "float16"), r"config.model.dtype='float16'"),

@@ -9,14 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-import torch
 from safetensors.numpy import load_file
 
-import benchmark_scripts
+import jax_ssl
 from jax_ssl import config as config_lib, export, models
-
-# The plain-torch ResNet with torchvision's structure and names.
-torch_reference = benchmark_scripts.load("torch_reference")
 
 
 def model_config(arch, width, cifar_stem):
@@ -49,6 +45,7 @@ def trained_looking_variables(backbone, size, seed=0):
                                                    ("resnet50", 0.0625, False)])
 def test_torch_resnet_from_the_safetensors_export_gives_the_same_features(
     tmp_path, arch, width, cifar_stem):
+  torch = pytest.importorskip("torch")
   config = model_config(arch, width, cifar_stem)
   backbone = models.create_backbone(config.model)
   variables = trained_looking_variables(backbone, 32)
@@ -58,13 +55,13 @@ def test_torch_resnet_from_the_safetensors_export_gives_the_same_features(
   assert state["conv1.weight"].shape[2:] == ((3, 3) if cifar_stem else (7, 7))
   assert "layer2.0.downsample.0.weight" in state and "layer2.0.downsample.1.running_var" in state
   assert state["bn1.num_batches_tracked"] == 7
-  reference = torch_reference.resnet(arch, width, cifar_stem).eval()
-  reference.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+  encoder = jax_ssl.torch_model(tmp_path)  # the workdir; its export/ folder works too
+  assert not encoder.training and isinstance(encoder.fc, torch.nn.Identity)
 
   images = np.random.default_rng(1).uniform(size=(4, 32, 32, 3)).astype(np.float32)
   expected = np.asarray(backbone.apply(variables, images, train=False))
   with torch.no_grad():
-    got = reference(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
+    got = encoder(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
   assert got.shape == expected.shape == (4, models.backbone_feature_dim(config.model))
   assert np.abs(got - expected).max() < 1e-4
   assert np.abs(expected).max() > 0.1  # the comparison is not between zeros

@@ -1,0 +1,50 @@
+"""The console: plain lines in a log, progress bars on a terminal, the closing summary."""
+import types
+
+import numpy as np
+
+from jax_ssl import metrics
+
+
+def test_a_log_gets_plain_step_lines_and_a_terminal_a_bar(capsys, monkeypatch):
+  logged = {"loss": 1.5, "images_per_sec": 640.0}
+  progress = metrics.Progress(total_steps=4, global_batch_size=16, start_step=0)
+  progress.restart(1)
+  progress.line(2, logged)
+  progress.close()
+  assert capsys.readouterr().out.startswith("step 2/4 | loss 1.5 | images_per_sec 640 | eta ")
+
+  monkeypatch.setattr(metrics, "interactive", lambda: True)
+  progress = metrics.Progress(total_steps=4, global_batch_size=16, start_step=0)
+  progress.restart(1)
+  for step in (2, 3):
+    progress.advance(step)
+  progress.line(3, logged)
+  metrics.print_line("a line above the bar")
+  progress.close()
+  out = capsys.readouterr().out
+  assert "\r" in out and "3/4" in out and "loss 1.5 | 640 images/s" in out
+  assert "step 3/4 |" not in out and out.count("a line above the bar") == 1
+
+
+def test_evaluation_bar_counts_encoded_images(capsys, monkeypatch):
+  monkeypatch.setattr(metrics, "interactive", lambda: True)
+  source = types.SimpleNamespace(num_train=100, num_test=28)
+  with metrics.EvalProgress("evaluating x", source, types.SimpleNamespace(max_train_examples=0)) \
+      as progress:
+    encode = progress.counting(lambda images: images * 2)
+    for _ in range(3):
+      assert encode(np.ones((64, 1))).sum() == 128
+  out = capsys.readouterr().out
+  assert out.startswith("evaluating x: features of 128 images, kNN, linear probe\n")
+  assert "128/128" in out and "kNN and linear probe" in out
+
+
+def test_summary_sets_pretrained_against_random_init(capsys, tmp_path):
+  results = {"linear_top1": 0.9341, "baseline_linear_top1": 0.759, "knn_top1": 0.868,
+             "baseline_knn_top1": 0.75, "loss": 1.7}
+  metrics.print_summary(results, str(tmp_path), 125.0, exported=True)
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[:3] == ["done in 2m05s", "  linear_top1    0.934   (random init 0.759)",
+                       "  knn_top1       0.868   (random init 0.750)"]
+  assert f"{tmp_path}/export" in lines[3] and f"{tmp_path}/metrics.jsonl" in lines[4]
