@@ -243,6 +243,13 @@ def _scatter_rows(mesh):
   return _SCATTERS[mesh]
 
 
+def _empty_rows(rows, dim, mesh):
+  sharding = parallel.batch_sharding(mesh)
+  make = jax.jit(lambda: (jnp.zeros((rows, dim), jnp.float32), jnp.zeros((rows,), bool)),
+                 out_shardings=(sharding, sharding))
+  return make()
+
+
 def features_by_index(encode, config, source, mesh):
   """Features of the whole training split in index order, kept on the devices.
 
@@ -263,9 +270,6 @@ def features_by_index(encode, config, source, mesh):
     batch = parallel.global_batch(local, mesh)
     features = encode(batch["image"])
     if bank is None:
-      sharding = parallel.batch_sharding(mesh)
-      bank = jax.jit(lambda: jnp.zeros((rows, features.shape[1]), jnp.float32),
-                     out_shardings=sharding)()
-      valid = jax.jit(lambda: jnp.zeros((rows,), bool), out_shardings=sharding)()
+      bank, valid = _empty_rows(rows, features.shape[1], mesh)
     bank, valid = scatter(bank, valid, features, batch["index"], batch["mask"])
   return bank, valid

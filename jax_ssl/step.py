@@ -69,10 +69,11 @@ def state_shardings(run, method, state):
   method state's subtrees that the method declares otherwise."""
   replicated = parallel.replicated(run.mesh)
   shardings = jax.tree.map(lambda _: replicated, state)
-  declared = {key: NamedSharding(run.mesh, spec) for key, spec in method.state_sharding.items()}
-  shardings["method_state"] = {
-      key: jax.tree.map(lambda _, s=declared.get(key, replicated): s, value)
-      for key, value in state["method_state"].items()}
+  shardings["method_state"] = {}
+  for key, value in state["method_state"].items():
+    spec = method.state_sharding.get(key)
+    sharding = replicated if spec is None else NamedSharding(run.mesh, spec)
+    shardings["method_state"][key] = jax.tree.map(lambda _, s=sharding: s, value)
   return shardings
 
 

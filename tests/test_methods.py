@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jax_ssl import config as config_lib, methods, metrics, parallel, step as step_lib
+from jax_ssl import config as config_lib, metrics, parallel, step as step_lib
 from jax_ssl import train
 from jax_ssl.methods import common, moco
 

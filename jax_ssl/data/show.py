@@ -8,7 +8,8 @@ One row per training image (spread evenly over the config's training split),
 one column per view: first the image itself, scaled to fit its cell, then
 every view `pipeline` makes of it for pretraining, with the same ops, group
 by group in `config.data.views` ('view1' and 'view2' for two-view methods;
-the global then the local crops for SwAV's multi-crop), before any view transform. A cell is the view size times the smallest whole factor that
+the global then the local crops for SwAV's multi-crop), before any view
+transform. A cell is the view size times the smallest whole factor that
 reaches 96 pixels; each view is enlarged by the largest whole factor that
 fits its cell, with nearest-neighbour sampling so every view pixel stays a
 sharp square (local crops, being smaller, get a larger factor and fill about
