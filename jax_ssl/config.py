@@ -11,6 +11,7 @@ from jax_ssl import models, optim
 SOURCE_PREFIXES = ("builtin:", "tfds:", "folder:")
 TASKS = ("pretrain", "linear_eval", "finetune")
 LINEAR_MODES = ("standard", "fast")
+ON_BAD_FILE = ("skip", "error")
 
 
 def base_config():
@@ -76,6 +77,10 @@ def base_config():
       eval_crop_fraction=0.875,
       shuffle_buffer=10_000,
       label_fraction=1.0,      # linear_eval / finetune: class-balanced fraction of train labels
+      # A folder's files that are no images (by their first bytes): 'skip' leaves them out
+      # with one warning, 'error' stops the run. Images that fail to decode are always
+      # skipped and counted (skipped_images).
+      on_bad_file="skip",
       augment=ml_collections.ConfigDict(dict(
           recipe="simclr",     # simclr | byol | multicrop: see data.pipeline.RECIPES
           path="auto",         # auto | host | device | resident: see data.pipeline.PATHS
@@ -302,6 +307,8 @@ def validate(config, *, num_devices, num_processes=1, methods=()):
              "the workdir of a pretraining run")
   require(0 < config.data.label_fraction <= 1, "config.data.label_fraction",
            config.data.label_fraction, "in (0, 1]")
+  require(config.data.on_bad_file in ON_BAD_FILE, "config.data.on_bad_file",
+           config.data.on_bad_file, f"one of {ON_BAD_FILE}")
   if methods:
     require(config.method in methods, "config.method", config.method, f"one of {tuple(methods)}")
   t = config.train
