@@ -147,7 +147,7 @@ def test_pretrain_reshuffles_every_epoch_and_shards_by_process():
 def test_eval_covers_mnist_test_once_over_two_processes():
   cfg = data_config()
   source = make_source(cfg)
-  seen_labels, seen_images = [], []
+  seen_labels, seen_images, seen_index = [], [], []
   for process in range(2):
     batches = list(eval_batches(cfg, source, 'test', local_batch_size=64,
                                 process_index=process, process_count=2))
@@ -157,7 +157,12 @@ def test_eval_covers_mnist_test_once_over_two_processes():
       assert (b['image'][~b['mask']] == 0).all()
       seen_labels.append(b['label'][b['mask']])
       seen_images.append(b['image'][b['mask']])
+      seen_index.append(b['index'][b['mask']])
   images, labels = sources.mnist_splits()['test']
+  # Each example's position in the split comes with it.
+  index = np.concatenate(seen_index)
+  np.testing.assert_array_equal(np.sort(index), np.arange(1000))
+  np.testing.assert_array_equal(np.concatenate(seen_images), images[index] / np.float32(255))
   # 28-pixel images at image_size 28: eval is exactly uint8 / 255.
   got = np.concatenate(seen_images)
   want = images / np.float32(255)
@@ -270,6 +275,32 @@ def test_folder_pretrain_and_eval_cover_every_example_once(tmp_path):
       for image, label in zip(b['image'][b['mask']], b['label'][b['mask']]):
         seen.append((int(round(image.mean() * 255 / 20)) * 20, int(label)))
   assert sorted(seen) == sorted(expected['test'].items())
+
+
+def test_eval_skips_images_that_fail_to_decode_and_says_which(tmp_path):
+  make_folder(str(tmp_path))
+  good = (tmp_path / 'test' / 'cat' / 'img5.png').read_bytes()
+  (tmp_path / 'test' / 'cat' / 'half.png').write_bytes(good[:len(good) // 2])
+  (tmp_path / 'test' / 'dog' / 'empty.png').write_bytes(b'')
+  cfg = data_config(source=f'folder:{tmp_path}', image_size=16)
+  source = make_source(cfg)
+  assert source.num_test == 8
+  names, skipped = [], []
+  for process in range(2):
+    batches = eval_batches(cfg, source, 'test', local_batch_size=2, process_index=process,
+                           process_count=2)
+    assert batches.num_batches == 2
+    for b in batches:
+      names += [source.example_name('test', i) for i in b['index'][b['mask']]]
+      assert (b['index'][~b['mask']] == -1).all()
+    skipped += [source.example_name('test', i) for i in batches.skipped]
+  assert sorted(skipped) == [f'{tmp_path}/test/cat/half.png', f'{tmp_path}/test/dog/empty.png']
+  assert len(names) == 6 and not set(names) & set(skipped)
+  # max_examples: the split's first positions only, and the batches they need.
+  first = eval_batches(cfg, source, 'test', local_batch_size=2, max_examples=3)
+  assert first.num_batches == 2
+  assert sorted(i for b in first for i in b['index'][b['mask']]) == [0, 1]
+  assert list(first.skipped) == [2]  # cat/half.png, third by name
 
 
 # -------------------------------------------------------------- errors ----

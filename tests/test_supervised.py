@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from test_train import REPO, load_config, run_main
 
-from jax_ssl import export, metrics, supervised
+from jax_ssl import config as config_lib, data, export, metrics, supervised
 from jax_ssl.data import labelled
 
 
@@ -20,6 +20,26 @@ def test_label_fractions_are_class_balanced_and_deterministic():
   np.testing.assert_array_equal(keep, labelled.label_subset(labels, 0.1, seed=0))
   assert not np.array_equal(keep, labelled.label_subset(labels, 0.1, seed=1))
   assert labelled.label_subset(labels, 0.001, seed=0).sum() == 4  # at least one a class
+
+
+def test_labelled_batches_skip_and_count_images_that_fail_to_decode(digit_folder, tmp_path):
+  for split in ("train", "test"):
+    for digit in (0, 1):
+      (tmp_path / split / f"digit_{digit}").mkdir(parents=True)
+      for name in ("1.png", "2.jpg", "3.png"):
+        source_file = digit_folder / "train" / f"digit_{digit}" / name
+        (tmp_path / split / f"digit_{digit}" / name).write_bytes(source_file.read_bytes())
+  good = (tmp_path / "train" / "digit_0" / "1.png").read_bytes()
+  (tmp_path / "train" / "digit_0" / "half.png").write_bytes(good[:len(good) // 2])
+  (tmp_path / "train" / "digit_1" / "empty.png").write_bytes(b"")
+  config = config_lib.base_config()
+  config.data.update(source=f"folder:{tmp_path}", image_size=16)
+  source = data.make_source(config.data)
+  batches = labelled.labelled_batches(config.data, source, local_batch_size=3, seed=0)
+  images = [next(batches)["image"] for _ in range(20)]  # 60 good images: 10 epochs of 8 files
+  assert all(np.isfinite(x).all() and x.shape == (3, 16, 16, 3) for x in images)
+  assert 18 < batches.skipped <= 20  # 2 a pass, bar those after the last image delivered
+  assert sorted(labelled.shard_labels(source)) == [0] * 4 + [1] * 4  # labels read undecoded
 
 
 def test_linear_eval_from_the_command_line_inherits_data_and_model(pretrained_workdir, tmp_path):
