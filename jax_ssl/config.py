@@ -139,7 +139,7 @@ def base_config():
       every_epochs=0,            # 0: only at the end of training
       baseline=False,            # also evaluate the randomly initialised encoder
       batch_size=512,            # global batch for feature extraction
-      max_train_examples=0,      # cap on the kNN bank / probe training set; 0 = all
+      max_train_examples=0,      # kNN bank / probe training set: the split's first N; 0 = all
       knn_k=200,
       knn_temperature=0.07,
       linear_epochs=100,

@@ -1,6 +1,7 @@
 """The device mesh, shardings, and global batches built from per-process data."""
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -31,3 +32,10 @@ def global_batch(local_batch, mesh):
 
 def local_batch_size(global_batch_size):
   return global_batch_size // jax.process_count()
+
+
+def process_sum(value):
+  """The sum of an integer over all processes (a collective where there are several)."""
+  if jax.process_count() == 1:
+    return int(value)
+  return int(np.sum(multihost_utils.process_allgather(np.int64(value))))

@@ -58,7 +58,9 @@ def test_fast_linear_eval_and_finetuning_on_a_labelled_fraction(pretrained_workd
   fast = supervised.run(tiny([f"--config={REPO / 'configs/linear_eval.py'}:fast",
                               "--config.eval.baseline=True"], pretrained_workdir),
                         str(tmp_path / "fast"))
-  assert set(fast) == {"linear_top1", "linear_top5", "baseline_linear_top1", "baseline_linear_top5"}
+  assert set(fast) == {"linear_top1", "linear_top5", "skipped_images", "baseline_linear_top1",
+                       "baseline_linear_top5", "baseline_skipped_images"}
+  assert fast["skipped_images"] == 0
   config = tiny([f"--config={REPO / 'configs/finetune.py'}", "--config.data.label_fraction=0.5"],
                 pretrained_workdir)
   results = supervised.run(config, str(tmp_path / "finetune"))
