@@ -92,11 +92,16 @@ def write_png(path, image):
 def main(argv):
   del argv
   f = flags.FLAGS
-  write_png(f.out, neighbour_grid(f.workdir, f.queries, f.neighbours))
-  print(f.out)
+  tf.config.set_visible_devices([], "GPU")  # tf.data stays on the host
+  parallel.start_processes(f.coordinator_address, f.num_processes, f.process_id)
+  picture = neighbour_grid(f.workdir, f.queries, f.neighbours)
+  if jax.process_index() == 0:
+    write_png(f.out, picture)
+    print(f.out)
 
 
 if __name__ == "__main__":
+  parallel.define_process_flags()
   flags.DEFINE_string("workdir", None, "A pretraining workdir (with an export or a checkpoint).")
   flags.DEFINE_integer("queries", 8, "How many test images to show, one a row.")
   flags.DEFINE_integer("neighbours", 8, "How many nearest training images to show per query.")

@@ -178,6 +178,7 @@ def train_and_evaluate(config, workdir):
     metrics.print_line(f"SIGTERM: stopped at step {step} with a checkpoint; run the same "
                        "command again to resume")
     return {**final, "stopped_at_step": step}
-  final.update(run_evaluation(step))
+  # Exported first: an evaluation that fails never costs the encoder.
   export.export_encoder(export.encoder_variables(state), config, workdir, step)
+  final.update(run_evaluation(step))
   return final
