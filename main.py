@@ -41,23 +41,12 @@ def hide_accelerators_from_tensorflow():
   tf.config.set_visible_devices([], "GPU")
 
 
-def start_processes(jax):
-  """Joins the run's other processes (JAX's multi-controller runtime), if it has any."""
-  given = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  if any(value is not None for value in given):
-    jax.distributed.initialize(*given)
-    return
-  try:
-    jax.distributed.initialize()  # detects Cloud TPU, SLURM, Open MPI, Kubernetes
-  except ValueError:  # none of them, and no flags: a single process
-    logging.info("no cluster detected; running as a single process")
-
-
 def main(argv):
   del argv  # parse_flags accepts flags only
   hide_accelerators_from_tensorflow()
   import jax  # noqa: PLC0415  (imported after TF is confined)
-  start_processes(jax)
+  from jax_ssl import parallel  # noqa: PLC0415
+  parallel.start_processes(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   if jax.process_index() != 0:  # process 0 alone logs and writes metrics
     logging.set_verbosity(logging.WARNING)
   from jax_ssl import metrics, supervised, train  # noqa: PLC0415

@@ -12,6 +12,7 @@ from jax_ssl.data import views as views_lib
 SOURCE_PREFIXES = ("builtin:", "tfds:", "folder:")
 TASKS = ("pretrain", "linear_eval", "finetune")
 LINEAR_MODES = ("standard", "fast")
+ON_BAD_FILE = ("skip", "error")
 
 
 def base_config(method=None):
@@ -41,6 +42,10 @@ def base_config(method=None):
       eval_crop_fraction=0.875,
       shuffle_buffer=10_000,
       label_fraction=1.0,      # linear_eval / finetune: class-balanced fraction of train labels
+      # A folder's files that are no images (by their first bytes): 'skip' leaves them out
+      # with one warning, 'error' stops the run. Images that fail to decode are always
+      # skipped and counted (skipped_images).
+      on_bad_file="skip",
       # The shared augmentation; each view group (below) may set its own crop area and
       # op probabilities.
       augment=ml_collections.ConfigDict(dict(
@@ -96,7 +101,7 @@ def base_config(method=None):
       every_epochs=0,            # 0: only at the end of training
       baseline=False,            # also evaluate the randomly initialised encoder
       batch_size=512,            # global batch for feature extraction
-      max_train_examples=0,      # cap on the kNN bank / probe training set; 0 = all
+      max_train_examples=0,      # kNN bank / probe training set: the split's first N; 0 = all
       knn_k=200,
       knn_temperature=0.07,
       linear_epochs=100,
@@ -288,6 +293,8 @@ def validate(config, *, num_devices, num_processes=1):
              "the workdir of a pretraining run")
   require(0 < config.data.label_fraction <= 1, "config.data.label_fraction",
            config.data.label_fraction, "in (0, 1]")
+  require(config.data.on_bad_file in ON_BAD_FILE, "config.data.on_bad_file",
+           config.data.on_bad_file, f"one of {ON_BAD_FILE}")
   t = config.train
   require(t.batch_size > 0, "config.train.batch_size", t.batch_size, "a positive integer")
   require(t.batch_size % num_devices == 0, "config.train.batch_size", t.batch_size,

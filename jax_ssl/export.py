@@ -206,10 +206,16 @@ def export_from_workdir(workdir):
 
 def main(argv):
   del argv
-  print(export_from_workdir(flags.FLAGS.workdir))
+  f = flags.FLAGS
+  tf.config.set_visible_devices([], "GPU")  # TF only writes files here
+  parallel.start_processes(f.coordinator_address, f.num_processes, f.process_id)
+  out = export_from_workdir(f.workdir)
+  if jax.process_index() == 0:
+    print(out)
 
 
 if __name__ == "__main__":
+  parallel.define_process_flags()
   flags.DEFINE_string("workdir", None, "The pretraining workdir whose latest checkpoint to export.")
   flags.mark_flag_as_required("workdir")
   app.run(main)

@@ -5,7 +5,6 @@ linear evaluation and fine-tuning train.
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jax_ssl import evaluate, parallel
@@ -93,6 +92,6 @@ def online_test_top1(state, encoder_of, config, source, mesh):
   classify = jax.jit(lambda variables, features: head.apply(variables, features, train=False))
   variables = {"params": probe["params"], "batch_stats": probe["batch_stats"]}
   encode = encoder_of(state)
-  logits, labels = evaluate.split_features(lambda images: classify(variables, encode(images)),
-                                           config, source, "test", mesh)
-  return {"online_linear_top1": float(np.mean(np.argmax(logits, axis=-1) == labels))}
+  logits = evaluate.split_features(lambda images: classify(variables, encode(images)), config,
+                                   source, "test", mesh)
+  return {"online_linear_top1": evaluate.topk_accuracies(logits, ks=(1,))[1]}

@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+from jax.experimental import multihost_utils
 
 from jax_ssl import data, evaluate, export, parallel
 
@@ -18,15 +19,15 @@ WHITE, GREEN, RED = (255, 255, 255), (40, 200, 60), (220, 40, 40)
 BORDER, GAP, MIN_TILE = 2, 4, 64  # pixels of the frame, between tiles, and the least tile side
 
 
-def images_at(config, source, split, indices):
-  """{index: float32 image} of the split's examples at `indices`, in eval preprocessing."""
-  wanted, found, seen = set(int(i) for i in indices), {}, 0
+def images_at(config, source, split, positions):
+  """{position: float32 image} of the split's examples at `positions`, in eval
+  preprocessing."""
+  wanted, found = set(int(i) for i in positions), {}
   batches = data.eval_batches(config.data, source, split, local_batch_size=config.eval.batch_size)
   for batch in batches:
-    for image, valid in zip(batch["image"], batch["mask"]):
-      if valid and seen in wanted:
-        found[seen] = image
-      seen += int(valid)
+    for image, position, valid in zip(batch["image"], batch["index"], batch["mask"]):
+      if valid and int(position) in wanted:
+        found[int(position)] = image
   return found
 
 
@@ -61,17 +62,25 @@ def neighbour_grid(workdir, queries, neighbours):
   mesh = parallel.make_mesh()
   backbone, variables, _ = export.load_encoder(folder, mesh)
   encode = jax.jit(lambda images: backbone.apply(variables, images, train=False))
-  train_x, train_y = evaluate.split_features(encode, config, source, "train", mesh)
-  test_x, test_y = evaluate.split_features(encode, config, source, "test", mesh)
-  chosen = np.linspace(0, len(test_x) - 1, min(queries, len(test_x))).astype(int)
-  _, index = evaluate.nearest_neighbours(train_x, test_x[chosen], neighbours, mesh)
+  train = evaluate.split_features(encode, config, source, "train", mesh)
+  test = evaluate.split_features(encode, config, source, "test", mesh)
+  # Spread over the split's positions; an image that failed to decode is left out.
+  spread = np.unique(np.linspace(0, source.num_test - 1, queries).astype(int))
+  query_x, query_y, found = (np.asarray(a) for a in evaluate.at_positions(test, spread))
+  chosen, query_y = spread[found], query_y[found]
+  _, labels, index = evaluate.nearest_neighbours(
+      train, evaluate.from_host(query_x[found], query_y, mesh), neighbours)
+  # The queries' rows of the sharded results; every process gets them all.
+  labels, index = (multihost_utils.process_allgather(a, tiled=True)[:len(chosen)]
+                   for a in (labels, index))
   query_images = images_at(config, source, "test", chosen)
   train_images = images_at(config, source, "train", index.ravel())
   scale = max(1, -(-MIN_TILE // config.data.image_size))
   rows = []
-  for q, row in zip(chosen, index):
+  for q, label, row, row_labels in zip(chosen, query_y, index, labels):
     tiles = [tile(query_images[q], WHITE, scale)]
-    tiles += [tile(train_images[i], GREEN if train_y[i] == test_y[q] else RED, scale) for i in row]
+    tiles += [tile(train_images[i], GREEN if l == label else RED, scale)
+              for i, l in zip(row, row_labels)]
     rows.append(tiles)
   return grid(rows)
 
@@ -83,11 +92,16 @@ def write_png(path, image):
 def main(argv):
   del argv
   f = flags.FLAGS
-  write_png(f.out, neighbour_grid(f.workdir, f.queries, f.neighbours))
-  print(f.out)
+  tf.config.set_visible_devices([], "GPU")  # tf.data stays on the host
+  parallel.start_processes(f.coordinator_address, f.num_processes, f.process_id)
+  picture = neighbour_grid(f.workdir, f.queries, f.neighbours)
+  if jax.process_index() == 0:
+    write_png(f.out, picture)
+    print(f.out)
 
 
 if __name__ == "__main__":
+  parallel.define_process_flags()
   flags.DEFINE_string("workdir", None, "A pretraining workdir (with an export or a checkpoint).")
   flags.DEFINE_integer("queries", 8, "How many test images to show, one a row.")
   flags.DEFINE_integer("neighbours", 8, "How many nearest training images to show per query.")

@@ -18,11 +18,9 @@ import os
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 import tensorflow as tf
 from absl import logging
-from jax.experimental import multihost_utils
 
 from jax_ssl import checkpoint, config as config_lib, data, evaluate, export, metrics, models, optim
 from jax_ssl import parallel, probe, train
@@ -59,17 +57,21 @@ def run(config, workdir):
 
 
 def evaluate_one(backbone, variables, config, source, mesh, writer, prefix):
-  """({prefix}{linear|finetune}_top{1,5}, training steps) of one encoder."""
+  """({prefix}{linear|finetune}_top{1,5} and {prefix}skipped_images, training steps) of one
+  encoder; skipped_images counts the images of the passes over the splits (the test split,
+  and in fast mode the train split) that failed to decode."""
   name = "linear" if config.task == "linear_eval" else "finetune"
   if config.task == "linear_eval" and config.eval.linear_mode == "fast":
-    accuracies, steps = fast_linear_probe(backbone, variables, config, source, mesh), 0
+    (accuracies, skipped), steps = fast_linear_probe(backbone, variables, config, source,
+                                                     mesh), 0
   else:
     def log(step, values):
       writer.write(step, {prefix + k: v for k, v in values.items()})
 
-    accuracies, steps = train_classifier(backbone, variables, config, source, mesh,
-                                         frozen=config.task == "linear_eval", log=log)
-  return {f"{prefix}{name}_top{k}": v for k, v in accuracies.items()}, steps
+    (accuracies, skipped), steps = train_classifier(backbone, variables, config, source, mesh,
+                                                    frozen=config.task == "linear_eval", log=log)
+  return {**{f"{prefix}{name}_top{k}": v for k, v in accuracies.items()},
+          f"{prefix}skipped_images": skipped}, steps
 
 
 # ----------------------------------------------------------- bad input ----
@@ -128,16 +130,17 @@ def random_encoder(backbone, config, mesh):
 
 # ------------------------------------------------------------- fast mode ----
 def fast_linear_probe(backbone, variables, config, source, mesh):
+  """(test {1: top-1, 5: top-5}, images skipped) of the probe on features kept sharded."""
   encode = jax.jit(lambda images: backbone.apply(variables, images, train=False))
-  train_x, train_y = evaluate.split_features(encode, config, source, "train", mesh)
-  test_x, test_y = evaluate.split_features(encode, config, source, "test", mesh)
+  train = evaluate.split_features(encode, config, source, "train", mesh)
+  test = evaluate.split_features(encode, config, source, "test", mesh)
+  skipped = len(train.skipped) + len(test.skipped)
   if config.data.label_fraction < 1:
-    keep = labelled.label_subset(train_y, config.data.label_fraction, config.seed)
-    train_x, train_y = train_x[keep], train_y[keep]
+    train = evaluate.label_subset(train, config.data.label_fraction, config.seed)
   e = config.eval
   return evaluate.linear_probe_accuracies(
-      train_x, train_y, test_x, test_y, source.num_classes, epochs=e.linear_epochs,
-      lr=e.linear_lr, weight_decay=e.linear_weight_decay, batch_size=e.linear_batch_size)
+      train, test, source.num_classes, epochs=e.linear_epochs, lr=e.linear_lr,
+      weight_decay=e.linear_weight_decay, batch_size=e.linear_batch_size), skipped
 
 
 # ------------------------------------------------ linear eval, fine-tune ----
@@ -180,13 +183,15 @@ def make_train_step(backbone, head, tx, frozen, mesh):
 def train_classifier(backbone, variables, config, source, mesh, *, frozen, log):
   """Trains a linear head (and the backbone unless `frozen`).
 
-  Returns the test split's {1: top-1, 5: top-5} and the number of steps.
+  Returns (the test split's {1: top-1, 5: top-5}, its images skipped) and the number of
+  steps. Training images that fail to decode are skipped too, counted as skipped_images in
+  the training log.
   """
   keep, num_labelled = None, source.num_train
   if config.data.label_fraction < 1:
     shard = labelled.shard_labels(source, jax.process_index(), jax.process_count())
     keep = labelled.label_subset(shard, config.data.label_fraction, config.seed)
-    num_labelled = int(multihost_utils.process_allgather(np.asarray(keep.sum())).sum())
+    num_labelled = parallel.process_sum(keep.sum())
   steps_per_epoch, total_steps, warmup_steps, last_step = train.schedule_lengths(
       config, num_labelled)
   schedule = optim.warmup_cosine(optim.scaled_learning_rate(config.optim, config.train.batch_size),
@@ -205,7 +210,8 @@ def train_classifier(backbone, variables, config, source, mesh, *, frozen, log):
     state, step_metrics = train_step(state, batch)
     if step % config.train.log_every_steps == 0 or step == last_step:
       logged = {"train_loss": float(step_metrics["train_loss"]),
-                "learning_rate": float(schedule(step - 1)), "epoch": step / steps_per_epoch}
+                "learning_rate": float(schedule(step - 1)), "epoch": step / steps_per_epoch,
+                "skipped_images": parallel.process_sum(batches.skipped)}
       log(step, logged)
       metrics.print_line(f"step {step}/{last_step} | " + " | ".join(
           f"{k} {v:.4g}" for k, v in logged.items()))
@@ -232,5 +238,5 @@ def test_accuracies(backbone, head, state, config, source, mesh):
     features = backbone.apply(variables["backbone"], images, train=False)
     return head.apply(variables["head"], features, train=False)
 
-  logits, labels = evaluate.split_features(jax.jit(classify), config, source, "test", mesh)
-  return evaluate.topk_accuracies(logits, labels, ks=(1, 5))
+  logits = evaluate.split_features(jax.jit(classify), config, source, "test", mesh)
+  return evaluate.topk_accuracies(logits, ks=(1, 5)), len(logits.skipped)

@@ -6,7 +6,6 @@ import itertools
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 
 from jax_ssl import checkpoint, config as config_lib, data, evaluate, export, methods, metrics
 from jax_ssl import optim, parallel, preemption, probe, step as step_lib
@@ -56,9 +55,7 @@ def _check_finite(step, step_metrics, manager, keys=("loss", "grad_norm", "param
 
 def _skipped_images(host_batches):
   """Images every process has dropped as undecodable so far."""
-  if jax.process_count() == 1:
-    return host_batches.skipped
-  return int(np.sum(multihost_utils.process_allgather(np.int64(host_batches.skipped))))
+  return parallel.process_sum(host_batches.skipped)
 
 
 def train_and_evaluate(config, workdir):

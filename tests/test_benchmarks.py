@@ -117,3 +117,23 @@ def test_input_pipeline_baseline_is_for_simclr_views_only(tmp_path):
                            "--data_dir", str(tmp_path)])
   with pytest.raises(ValueError, match="SimCLR views only"):
     bench.run(args)
+
+
+def test_eval_memory_bank_is_made_sharded_and_recorded_per_process(tmp_path, monkeypatch):
+  bench = benchmark_scripts.load("eval_memory")
+  from jax_ssl import evaluate, parallel  # noqa: PLC0415
+  mesh = parallel.make_mesh()
+  bank = bench.synthetic_split(jax.random.key(0), 3000, 16, 5, mesh, spread=0.5, block=100)
+  assert bank.x.shape == (3200, 16) and len(bank.x.addressable_shards) == 8
+  assert evaluate.num_examples(bank) == 3000
+  test = bench.synthetic_split(jax.random.key(0), 200, 16, 5, mesh, spread=0.5, block=100)
+  assert evaluate.knn_top1(bank, test, 5, k=20) > 0.9  # the same class centres in both
+  results = tmp_path / "results.jsonl"
+  monkeypatch.setattr("sys.argv", ["eval_memory.py", "--rows", "3000"])
+  args = bench.parse_args(["--rows", "3000"])
+  bench.record([{"process": i, "rows": 3000, "peak_rss_mb": 900.0} for i in range(2)], args,
+               results)
+  recorded = [json.loads(line) for line in results.read_text().splitlines()]
+  assert [r["process"] for r in recorded] == [0, 1]
+  assert recorded[0]["mode"] == "sharded" and recorded[0]["bank_mb_per_process"] == 2.9
+  assert recorded[0]["command"] == "python benchmarks/eval_memory.py --rows 3000"

@@ -116,6 +116,8 @@ def _tiny():
     (lambda c: c.__setattr__("task", "eval"), r"config.task='eval'"),
     (lambda c: c.__setattr__("task", "finetune"), r"config.pretrained='' .*workdir of a pretraining run"),
     (lambda c: c.data.__setattr__("label_fraction", 0.0), r"config.data.label_fraction=0.0"),
+    (lambda c: c.data.__setattr__("on_bad_file", "warn"),
+     r"config.data.on_bad_file='warn' .*one of \('skip', 'error'\)"),
     (lambda c: c.eval.__setattr__("linear_mode", "slow"), r"config.eval.linear_mode='slow'"),
     (lambda c: c.eval.__setattr__("online_probe_lr", 0.0), r"config.eval.online_probe_lr=0.0"),
 ])

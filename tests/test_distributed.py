@@ -27,6 +27,7 @@ RECIPES = ["configs/simclr_tiny.py", "configs/swav_tiny.py", "configs/barlow_twi
 PARAM_ATOL = {"configs/swav_tiny.py": 1e-4}
 STEPS = 5
 WORKER = pathlib.Path(distributed_steps.__file__)
+REPO = WORKER.parent.parent
 
 
 def free_port():
@@ -35,20 +36,34 @@ def free_port():
     return s.getsockname()[1]
 
 
+def start_processes(argv_of, num_processes=2, devices_each=4):
+  """Starts `python argv_of(port, i)` for each process i of one run on this machine, each with
+  `devices_each` CPU devices; returns a wait that checks they all succeeded and gives each
+  process's (stdout, stderr)."""
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": device_count_flags(devices_each),
+         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+  port = free_port()
+  workers = [subprocess.Popen([sys.executable, *argv_of(port, i)], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(num_processes)]
+
+  def outputs():
+    logs = [w.communicate(timeout=600) for w in workers]
+    for i, (worker, (_, stderr)) in enumerate(zip(workers, logs)):
+      assert worker.returncode == 0, f"process {i} of {argv_of(port, i)} failed:\n{stderr[-3000:]}"
+    return logs
+
+  return outputs
+
+
 def run_processes_async(recipe, batches, out, num_processes=2, devices_each=4):
   """Starts the steps in `num_processes` local processes; returns a wait for their results."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": device_count_flags(devices_each)}
-  port = free_port()
-  workers = [subprocess.Popen(
-      [sys.executable, str(WORKER), recipe, str(batches), str(out), str(port),
-       str(num_processes), str(i)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True) for i in range(num_processes)]
+  wait = start_processes(lambda port, i: [str(WORKER), recipe, str(batches), str(out), str(port),
+                                          str(num_processes), str(i)],
+                         num_processes, devices_each)
 
   def results():
-    logs = [w.communicate(timeout=300)[0] for w in workers]
-    for i, (worker, log) in enumerate(zip(workers, logs)):
-      assert worker.returncode == 0, f"process {i} failed:\n{log[-3000:]}"
+    wait()
     return dict(np.load(out))
 
   return results

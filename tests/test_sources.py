@@ -326,10 +326,33 @@ def test_a_healthy_folder_decodes_one_file_per_split(tmp_path, monkeypatch):
   assert len(calls) == 2
 
 
-def test_magic_check_still_lists_non_images(tmp_path):
+def test_files_that_are_not_images_are_left_out_with_one_warning(tmp_path, caplog):
+  write(f'{tmp_path}/train/cat/x.png', tf.io.encode_png(NOISE[..., :3]).numpy())
+  write(f'{tmp_path}/test/cat/y.png', tf.io.encode_png(NOISE[..., :3]).numpy())
+  write(f'{tmp_path}/train/cat/empty.png', b'')  # a copy cut short: an image that fails
+  for i in range(12):  # an image's extension, not its content
+    write(f'{tmp_path}/train/cat/fake{i:02d}.jpg', b'no')
+  with caplog.at_level('WARNING'):
+    source = make_source(data_config(f'folder:{tmp_path}'))
+  assert source.num_train == 2  # x.png and empty.png
+  warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+  assert len(warnings) == 1
+  assert '12 of 15 files are not JPEG, PNG, GIF or BMP' in warnings[0]
+  assert f'{tmp_path}/train/cat/fake00.jpg' in warnings[0] and 'and 2 more' in warnings[0]
+  assert 'empty.png' not in warnings[0]
+
+  strict = data_config(f'folder:{tmp_path}')
+  strict.on_bad_file = 'error'
+  with pytest.raises(ValueError, match=r"12 of 15 files are not.*fake00\.jpg.*and 2 more.*"
+                                       r"on_bad_file='skip' leaves them out"):
+    make_source(strict)
+
+
+def test_a_split_of_non_images_fails_early(tmp_path):
   write(f'{tmp_path}/train/c/a.png', tf.io.encode_png(NOISE[..., :3]).numpy())
   write(f'{tmp_path}/test/c/b.txt', b'hello')
-  with pytest.raises(ValueError, match=r'1 of 2 files are not JPEG, PNG, GIF or BMP.*b\.txt'):
+  with pytest.raises(ValueError, match=r"split 'test' has no images: 1 of 2 files are not "
+                                       r'JPEG, PNG, GIF or BMP.*b\.txt'):
     make_source(data_config(f'folder:{tmp_path}'))
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from test_train import REPO, load_config, run_main
 
-from jax_ssl import export, metrics, supervised
+from jax_ssl import config as config_lib, data, export, metrics, supervised
 from jax_ssl.data import labelled
 
 
@@ -22,6 +22,26 @@ def test_label_fractions_are_class_balanced_and_deterministic():
   assert labelled.label_subset(labels, 0.001, seed=0).sum() == 4  # at least one a class
 
 
+def test_labelled_batches_skip_and_count_images_that_fail_to_decode(digit_folder, tmp_path):
+  for split in ("train", "test"):
+    for digit in (0, 1):
+      (tmp_path / split / f"digit_{digit}").mkdir(parents=True)
+      for name in ("1.png", "2.jpg", "3.png"):
+        source_file = digit_folder / "train" / f"digit_{digit}" / name
+        (tmp_path / split / f"digit_{digit}" / name).write_bytes(source_file.read_bytes())
+  good = (tmp_path / "train" / "digit_0" / "1.png").read_bytes()
+  (tmp_path / "train" / "digit_0" / "half.png").write_bytes(good[:len(good) // 2])
+  (tmp_path / "train" / "digit_1" / "empty.png").write_bytes(b"")
+  config = config_lib.base_config()
+  config.data.update(source=f"folder:{tmp_path}", image_size=16)
+  source = data.make_source(config.data)
+  batches = labelled.labelled_batches(config.data, source, local_batch_size=3, seed=0)
+  images = [next(batches)["image"] for _ in range(20)]  # 60 good images: 10 epochs of 8 files
+  assert all(np.isfinite(x).all() and x.shape == (3, 16, 16, 3) for x in images)
+  assert 18 < batches.skipped <= 20  # 2 a pass, bar those after the last image delivered
+  assert sorted(labelled.shard_labels(source)) == [0] * 4 + [1] * 4  # labels read undecoded
+
+
 def test_linear_eval_from_the_command_line_inherits_data_and_model(pretrained_workdir, tmp_path):
   out = tmp_path / "linear"
   stdout = run_main([f"--config={REPO / 'configs/linear_eval.py'}", f"--workdir={out}",
@@ -38,7 +58,9 @@ def test_fast_linear_eval_and_finetuning_on_a_labelled_fraction(pretrained_workd
   fast = supervised.run(tiny([f"--config={REPO / 'configs/linear_eval.py'}:fast",
                               "--config.eval.baseline=True"], pretrained_workdir),
                         str(tmp_path / "fast"))
-  assert set(fast) == {"linear_top1", "linear_top5", "baseline_linear_top1", "baseline_linear_top5"}
+  assert set(fast) == {"linear_top1", "linear_top5", "skipped_images", "baseline_linear_top1",
+                       "baseline_linear_top5", "baseline_skipped_images"}
+  assert fast["skipped_images"] == 0
   config = tiny([f"--config={REPO / 'configs/finetune.py'}", "--config.data.label_fraction=0.5"],
                 pretrained_workdir)
   results = supervised.run(config, str(tmp_path / "finetune"))

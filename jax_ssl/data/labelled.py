@@ -8,7 +8,7 @@ centre crop).
 import numpy as np
 import tensorflow as tf
 
-from jax_ssl.data import augment, pipeline
+from jax_ssl.data import augment, pipeline, sources
 
 
 def label_subset(labels, fraction, seed):
@@ -27,9 +27,9 @@ def label_subset(labels, fraction, seed):
 
 
 def shard_labels(source, process_index=0, process_count=1):
-  """The labels of this process's shard of the train split, in order."""
-  ds = source.dataset("train", process_index, process_count).map(lambda example: example["label"])
-  return np.fromiter(ds.as_numpy_iterator(), np.int64)
+  """The labels of this process's shard of the train split, in order (nothing decoded)."""
+  ds = source.dataset("train", process_index, process_count, decoded=False)
+  return np.fromiter(ds.map(lambda example: example["label"]).as_numpy_iterator(), np.int64)
 
 
 def labelled_batches(data_config, source, *, local_batch_size, seed, keep=None,
@@ -39,10 +39,11 @@ def labelled_batches(data_config, source, *, local_batch_size, seed, keep=None,
   Reshuffled every epoch from `seed`; example i of the stream is augmented with a seed
   folded from (seed, i), so the batches are the same on every run. `keep`, a boolean mask
   over this process's shard, trains on a labelled fraction (a full pass over the split
-  still reads every example; TFDS's imagenet2012_subset reads only its own).
+  still reads every example; TFDS's imagenet2012_subset reads only its own). Images that
+  fail to decode are skipped; the iterator's `skipped` counts them (pipeline.SkipCounter).
   """
   cfg, size = data_config.augment, data_config.image_size
-  ds = source.dataset("train", process_index, process_count)
+  ds = source.dataset("train", process_index, process_count, decoded=False)
   if keep is not None:
     kept = tf.constant(keep)
     ds = ds.enumerate().filter(lambda i, example: kept[i]).map(lambda i, example: example)
@@ -53,13 +54,15 @@ def labelled_batches(data_config, source, *, local_batch_size, seed, keep=None,
   def crop_and_flip(position, example):
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(
         tf.random.experimental.stateless_fold_in(key, position), 2))
+    image = sources.decode(example["encoded"]) if "encoded" in example else example["image"]
     image = augment.random_resized_crop(
-        pipeline.to_float(example["image"]), crop_seed, size,
+        pipeline.to_float(image), crop_seed, size,
         (cfg.labelled_crop_area_min, cfg.crop_area_max), (cfg.aspect_min, cfg.aspect_max))
     if cfg.flip:
       image = augment.random_flip(image, flip_seed)
-    return {"image": image, "label": example["label"]}
+    return {"image": image, "label": example["label"], "position": position}
 
-  ds = ds.enumerate().map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
-  return ds.batch(local_batch_size, drop_remainder=True).prefetch(
-      tf.data.AUTOTUNE).as_numpy_iterator()
+  # A file that fails to decode is dropped here, and counted by the gap it leaves.
+  ds = ds.enumerate().map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+  return pipeline.SkipCounter(ds.batch(local_batch_size, drop_remainder=True).prefetch(
+      tf.data.AUTOTUNE).as_numpy_iterator(), 0)

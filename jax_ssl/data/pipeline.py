@@ -11,7 +11,6 @@ tf.data's parallel map finishes.
 """
 import functools
 import math
-from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -386,30 +385,64 @@ def eval_image(image, size, crop_fraction):
   return tf.clip_by_value(tf.ensure_shape(out, [size, size, 3]), 0.0, 1.0)
 
 
-def eval_batches(data_config, source, split, *, local_batch_size,
-                 process_index=0, process_count=1) -> Iterator[dict]:
-  """One pass: {'image': float32 [b, S, S, 3], 'label': int32, 'index': int32 (the
-  example's position in the split, -1 for padding), 'mask': bool}.
+class EvalBatches:
+  """The `num_batches` batches of `eval_batches`; once they are all read,
+  `skipped` holds the positions of this process's examples that failed to
+  decode."""
 
-  Every process yields ceil(num_examples / (process_count * b)) batches, the
-  tail padded with mask=False, so jitted multi-host steps stay in lockstep.
+  def __init__(self, batches, num_batches, positions):
+    self._batches = batches
+    self.num_batches = num_batches
+    self._expected = positions
+    self._delivered = []
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    batch = next(self._batches)
+    self._delivered.append(batch['index'][batch['mask']])
+    return batch
+
+  @property
+  def skipped(self):
+    delivered = np.concatenate(self._delivered) if self._delivered else []
+    return np.setdiff1d(self._expected, delivered)
+
+
+def eval_batches(data_config, source, split, *, local_batch_size,
+                 process_index=0, process_count=1, max_examples=0) -> EvalBatches:
+  """One pass: {'image': float32 [b, S, S, 3], 'label': int32, 'index': int32,
+  'mask': bool}, where 'index' is the example's position in its split.
+
+  Every process yields as many batches as the process with the most examples
+  needs, the tail padded with mask=False (index -1), so jitted multi-host steps
+  stay in lockstep. Images that fail to decode are left out (see
+  `EvalBatches.skipped`). `max_examples` > 0 reads only the split's first
+  max_examples positions.
   """
   check_data_config(data_config)
   size = data_config.image_size
-  num_batches = math.ceil(source.num_examples(split)
-                          / (process_count * local_batch_size))
+  limit = max_examples or np.iinfo(np.int32).max
+  positions = source.positions(split, process_index, process_count)
+  num_batches = max(
+      math.ceil(np.sum(source.positions(split, p, process_count) < limit)
+                / local_batch_size) for p in range(process_count))
 
   @_plain_tf
   def prepare(example):
-    return {'image': eval_image(example['image'], size,
-                                data_config.eval_crop_fraction),
-            'label': example['label'], 'index': example['index'], 'mask': True}
+    image = (sources.decode(example['encoded']) if 'encoded' in example
+             else example['image'])
+    return {'image': eval_image(image, size, data_config.eval_crop_fraction),
+            'label': example['label'], 'index': example['index'],
+            'mask': example['index'] < limit}
 
   padding = tf.data.Dataset.from_tensors({
       'image': tf.zeros([size, size, 3]), 'label': 0, 'index': -1,
       'mask': False}).repeat()
-  ds = source.dataset(split, process_index, process_count)
-  ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = source.dataset(split, process_index, process_count, decoded=False)
+  ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
   ds = ds.concatenate(padding).batch(local_batch_size, drop_remainder=True)
   ds = ds.take(num_batches)
-  return ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+  return EvalBatches(ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator(),
+                     num_batches, positions[positions < limit])

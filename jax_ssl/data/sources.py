@@ -2,12 +2,14 @@
 
 `make_source(config.data)` parses `config.data.source`, validates everything
 it can (names, folders, file contents, prepared TFDS data, at least one
-decodable image per split) and returns a `Source` whose
+decodable image per split; files that are not images at all are left out, or
+stop the run if config.data.on_bad_file='error') and returns a `Source` whose
 `dataset(split, process_index, process_count)` gives that process's shard as
 a finite, unshuffled tf.data.Dataset of `{'image': uint8 [h, w, 3],
 'label': int32 [], 'index': int32 []}`, where `index` is the example's position in
 its split: the same in every epoch, process layout and resumed run, so methods can
-keep per-example state (a memory bank, pseudo-labels).
+keep per-example state (a memory bank, pseudo-labels). `positions(...)` gives a
+shard's indices up front, and `example_name` the file of a position.
 
 Folder and TFDS sources also give their examples undecoded,
 `dataset(..., decoded=False)` -> `{'encoded': tf.string, 'label', 'index'}`,
@@ -30,6 +32,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 SPLITS = ('train', 'test')
 SOURCE_FORMS = ("'builtin:<name>' (one of {builtins}), 'tfds:<name>' (a TFDS "
@@ -64,6 +67,13 @@ class Source:
   # split -> (images uint8 [n, h, w, 3], labels int32 [n]), the whole split
   # in memory; None for sources read from files.
   split_arrays: Optional[Callable[[str], tuple]] = None
+  # positions(split, process_index, process_count) -> the positions in the
+  # split of the shard's examples, in order; None: a strided shard
+  # (examples p, p + P, p + 2P, ...).
+  shard_positions: Optional[Callable[[str, int, int], np.ndarray]] = None
+  # split -> the split's file paths by position; None where examples are not
+  # files.
+  split_paths: Optional[Callable[[str], np.ndarray]] = None
 
   @property
   def encoded(self) -> bool:
@@ -82,6 +92,20 @@ class Source:
     """
     _check_split(split)
     return None if self.split_arrays is None else self.split_arrays(split)
+
+  def positions(self, split: str, process_index: int = 0,
+                process_count: int = 1) -> np.ndarray:
+    """int64 positions in `split` of the examples `dataset` gives, in order."""
+    _check_split(split)
+    if self.shard_positions is not None:
+      return self.shard_positions(split, process_index, process_count)
+    return np.arange(process_index, self.num_examples(split), process_count)
+
+  def example_name(self, split: str, position: int) -> str:
+    """The file of an example, or where it is in the split if it is no file."""
+    if self.split_paths is not None:
+      return str(self.split_paths(split)[position])
+    return f'{self.name} {split}[{position}]'
 
   def dataset(self, split: str, process_index: int = 0,
               process_count: int = 1, decoded: bool = True) -> tf.data.Dataset:
@@ -335,6 +359,12 @@ def _tfds_source(name, data_config):
     ds = builder.as_dataset(split=parts[process_index], shuffle_files=False, **kwargs)
     return ds.enumerate(start=first).map(_with_index)
 
+  def positions(split, process_index, process_count):
+    # tfds.even_splits: contiguous parts, the first (count % n) one example longer.
+    size, longer = divmod(counts[split], process_count)
+    start = process_index * size + min(process_index, longer)
+    return np.arange(start, start + size + (process_index < longer))
+
   image = features['image']
   if not (isinstance(image, tfds.features.Image)
           and image.dtype in (tf.uint8, tf.uint16)):
@@ -344,7 +374,8 @@ def _tfds_source(name, data_config):
           _standardise_tfds, num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(f'tfds:{name}', features['label'].num_classes,
-                  counts['train'], counts['test'], read)
+                  counts['train'], counts['test'], read,
+                  shard_positions=positions)
 
   def read_encoded(split, process_index, process_count):
     ds = shard(split, process_index, process_count,
@@ -356,7 +387,8 @@ def _tfds_source(name, data_config):
         _decode_example, num_parallel_calls=tf.data.AUTOTUNE)
 
   return Source(f'tfds:{name}', features['label'].num_classes,
-                counts['train'], counts['test'], read, read_encoded)
+                counts['train'], counts['test'], read, read_encoded,
+                shard_positions=positions)
 
 
 def _tfds_count(builder, data_config, field, tfds_split):
@@ -398,7 +430,7 @@ def _tfds_encoded(example):
 # --------------------------------------------------------------- folder ----
 def _folder_source(root, data_config):
   classes, files = _scan_folder(root, data_config)
-  _check_images(files, data_config)
+  files = _check_images(files, data_config)
   _check_decodable(root, files, data_config)
   index = {name: i for i, name in enumerate(classes)}
   paths = {split: np.array([p for p, _ in files[split]])
@@ -418,7 +450,8 @@ def _folder_source(root, data_config):
         _decode_example, num_parallel_calls=tf.data.AUTOTUNE)
 
   return Source(f'folder:{root}', len(classes), len(paths['train']),
-                len(paths['test']), read, read_encoded)
+                len(paths['test']), read, read_encoded,
+                split_paths=paths.__getitem__)
 
 
 @tf.autograph.experimental.do_not_convert  # plain tf ops; skip AutoGraph
@@ -467,29 +500,50 @@ def _scan_folder(root, data_config):
   return classes, files
 
 
-def image_format(path):
-  """'JPEG', 'PNG', 'GIF' or 'BMP' from the file's first bytes, else None."""
+def _not_an_image(path):
+  """Whether a file's first bytes are none of the formats `decode` reads. An
+  empty file is taken for an image cut short: it fails to decode, and is
+  skipped and counted then."""
   try:
     with tf.io.gfile.GFile(path, 'rb') as f:
       head = f.read(8)
   except (tf.errors.OpError, OSError):  # e.g. a directory
-    return None
-  return next((fmt for magic, fmt in IMAGE_MAGIC.items()
-               if head.startswith(magic)), None)
+    return True
+  return head != b'' and not head.startswith(tuple(IMAGE_MAGIC))
 
 
 def _check_images(files, data_config):
-  """Reads every file's header, in parallel since GCS reads are slow."""
+  """The files whose first bytes are an image's, per split.
+
+  Reads every file's header, in parallel since GCS reads are slow. The other
+  files stop the run when config.data.on_bad_file is 'error'; with 'skip' (the
+  default, also for runs whose config predates the field) they are left out
+  with one warning naming how many and the first few.
+  """
   paths = [p for split in SPLITS for p, _ in files[split]]
   with concurrent.futures.ThreadPoolExecutor(32) as pool:
-    formats = list(pool.map(image_format, paths))
-  bad = [p for p, fmt in zip(paths, formats) if fmt is None]
-  if bad:
-    more = f' and {len(bad) - 10} more' if len(bad) > 10 else ''
-    raise _bad_source(
-        data_config, f'{len(bad)} of {len(paths)} files are not JPEG, PNG, '
-        f'GIF or BMP images (judged by their first bytes): '
-        f'{", ".join(bad[:10])}{more}.')
+    bad = {p for p, no in zip(paths, pool.map(_not_an_image, paths)) if no}
+  if not bad:
+    return files
+  listed = sorted(bad)
+  more = f' and {len(bad) - 10} more' if len(bad) > 10 else ''
+  problem = (f'{len(bad)} of {len(paths)} files are not JPEG, PNG, GIF or BMP '
+             f'images (judged by their first bytes): '
+             f'{", ".join(listed[:10])}{more}')
+  if data_config.get('on_bad_file', 'skip') == 'error':
+    raise _bad_source(data_config, problem + "; config.data.on_bad_file='skip'"
+                      ' leaves them out.')
+  kept = {split: [(p, c) for p, c in files[split] if p not in bad]
+          for split in SPLITS}
+  for split in SPLITS:
+    if not kept[split]:
+      raise _bad_source(data_config, f'split {split!r} has no images: '
+                        + problem + '.')
+  import jax  # pylint: disable=g-import-not-at-top  (the run's processes are up)
+  if jax.process_index() == 0:
+    logging.warning('%s; left out of the run (config.data.on_bad_file=%r).',
+                    problem, 'skip')
+  return kept
 
 
 def _op_error_message(error):
