@@ -17,8 +17,8 @@ rows x dim x 4 bytes / processes, and a constant. --gathered instead only gather
 whole bank to every process, 8,192 rows at a time, as feature extraction did before
 (multihost_utils.process_allgather of each batch): the least that evaluating on the hosts
 held, for comparison (it needs several times the bank: with 800,000 rows its processes were
-killed for memory on a 23 GB machine). The last line printed is one JSON object per bank size; --record appends one
-line per process and size to benchmarks/results.jsonl.
+killed for memory on a 23 GB machine). The last line printed is one JSON object per bank
+size; --record appends one line per process and size to benchmarks/results.jsonl.
 """
 import argparse
 import datetime

@@ -156,9 +156,21 @@ def parse_flags(argv, flag_values=flags.FLAGS):
     raise
   if len(rest) > 1:
     fail(f"unexpected arguments {rest[1:]}: every flag takes the form --name=value")
+  _quiet_unless_asked(flag_values)
+  return rest
+
+
+def quiet_flags(argv, flag_values=flags.FLAGS):
+  """absl's flag parsing for the modules' own command lines (python -m jax_ssl.export,
+  jax_ssl.retrieve): libraries' INFO logs off unless --verbosity is given."""
+  rest = flag_values(argv)
+  _quiet_unless_asked(flag_values)
+  return rest
+
+
+def _quiet_unless_asked(flag_values):
   if flag_values["verbosity"].using_default_value:  # absl would raise it to INFO
     flag_values.verbosity = logging.converter.ABSL_WARNING
-  return rest
 
 
 # ---------------------------------------------------------------- quiet ----

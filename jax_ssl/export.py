@@ -29,7 +29,7 @@ import orbax.checkpoint as ocp
 import tensorflow as tf
 from absl import app, flags
 
-from jax_ssl import methods, models, parallel, step as step_lib
+from jax_ssl import cli, methods, models, parallel, step as step_lib
 
 EXPORT_DIR = "export"
 INFO_FILE = "encoder.json"
@@ -218,4 +218,4 @@ if __name__ == "__main__":
   parallel.define_process_flags()
   flags.DEFINE_string("workdir", None, "The pretraining workdir whose latest checkpoint to export.")
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  app.run(main, flags_parser=cli.quiet_flags)

@@ -13,7 +13,7 @@ import tensorflow as tf
 from absl import app, flags
 from jax.experimental import multihost_utils
 
-from jax_ssl import data, evaluate, export, parallel
+from jax_ssl import cli, data, evaluate, export, parallel
 
 WHITE, GREEN, RED = (255, 255, 255), (40, 200, 60), (220, 40, 40)
 BORDER, GAP, MIN_TILE = 2, 4, 64  # pixels of the frame, between tiles, and the least tile side
@@ -79,8 +79,8 @@ def neighbour_grid(workdir, queries, neighbours):
   rows = []
   for q, label, row, row_labels in zip(chosen, query_y, index, labels):
     tiles = [tile(query_images[q], WHITE, scale)]
-    tiles += [tile(train_images[i], GREEN if l == label else RED, scale)
-              for i, l in zip(row, row_labels)]
+    tiles += [tile(train_images[i], GREEN if neighbour == label else RED, scale)
+              for i, neighbour in zip(row, row_labels)]
     rows.append(tiles)
   return grid(rows)
 
@@ -107,4 +107,4 @@ if __name__ == "__main__":
   flags.DEFINE_integer("neighbours", 8, "How many nearest training images to show per query.")
   flags.DEFINE_string("out", "neighbours.png", "Where to write the PNG.")
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  app.run(main, flags_parser=cli.quiet_flags)
