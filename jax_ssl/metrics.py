@@ -92,6 +92,13 @@ def _bar(**kwargs):
   return tqdm.tqdm(file=sys.stdout, dynamic_ncols=True, **kwargs)
 
 
+def print_results(results):
+  """Evaluation results as one console line: fractions and diagnostics to 4 decimals,
+  counts (skipped images) as whole numbers."""
+  print_line(" | ".join(f"{k} {int(v)}" if k.endswith("skipped_images") else f"{k} {v:.4f}"
+                        for k, v in results.items()))
+
+
 def print_line(message):
   """A console line from process 0, on stdout, once; above the progress bar if one is drawn."""
   if _prints():

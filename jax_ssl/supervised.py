@@ -52,7 +52,7 @@ def run(config, workdir):
     accuracies, last_step = evaluate_one(backbone, variables, config, source, mesh, writer, prefix)
     results.update(accuracies)
   writer.write(last_step, results)
-  metrics.print_line(" | ".join(f"{k} {v:.4f}" for k, v in results.items()))
+  metrics.print_results(results)
   return results
 
 

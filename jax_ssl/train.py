@@ -102,7 +102,7 @@ def train_and_evaluate(config, workdir):
 
   def report(step, results):
     writer.write(step, results)
-    metrics.print_line(" | ".join(f"{k} {v:.4f}" for k, v in results.items()))
+    metrics.print_results(results)
     return results
 
   def run_evaluation(step, prefix=""):
