@@ -10,8 +10,9 @@ cosine after one warm-up epoch, weight decay 5e-4 on weights; the predictor at t
 rate throughout, as SimSiam's `--fix-pred-lr`. Tried on the digits and not kept: lr 0.2
 x batch/256 (linear_top1 0.785), 512-wide heads with weight decay 1e-5 (0.795).
 
-Expected: linear_top1 EXPECTED_LINEAR and knn_top1 EXPECTED_KNN against the random-init encoder's 0.759
-and 0.750 (measured with this file; README.md has the table).
+Expected: linear_top1 0.892 and knn_top1 0.843 against the random-init encoder's 0.759
+and 0.750, in 1 minute 36 seconds on 2 CPU cores (measured with this file, 2026-12-04;
+README.md has the table).
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 
