@@ -44,7 +44,6 @@ def get_config(arg=None):
   c.optim.weight_decay = 1.5e-6
   c.optim.final_lr_fraction = 0.001
   c.optim.groups.biases.lr_multiplier = 0.0048 / 0.2
-  c.eval.max_train_examples = 100_000
   if check_variant(arg) == "tiny":
     shrink_for_cpu(c)
   return c

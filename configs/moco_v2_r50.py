@@ -11,11 +11,12 @@ at 1000 epochs.
 
 Key encoder: EMA with m = 0.999 of the query encoder, run with shuffle-BN; a
 queue of 65,536 keys; temperature 0.2; 2-layer MLP head 2048 -> 128 without
-BN; SGD with momentum 0.9, lr 0.03 x batch/256, weight decay 1e-4 on weights,
+BN; SGD with momentum 0.9, lr 0.03 x batch/256, weight decay 1e-4 on every
+parameter (biases and BN included, as torch's SGD there),
 cosine schedule without warm-up, batch 256; MoCo v2's augmentations (crop
 from 20% of the area, colour jitter 0.4/0.4/0.4/0.1 with p = 0.8, grayscale
 0.2, blur 0.5, flip). The query encoder's BN statistics are global here; the
-official code's are per GPU.
+official code's are per GPU (docs/fidelity.md lists what differs).
 """
 from jax_ssl.config import base_config, check_variant, shrink_for_cpu
 
@@ -40,8 +41,8 @@ def get_config(arg=None):
   c.optim.name = "sgd"
   c.optim.base_lr = 0.03
   c.optim.weight_decay = 1e-4
+  c.optim.exclude_from_decay = False  # torch SGD decays every parameter
   c.optim.momentum = 0.9
-  c.eval.max_train_examples = 100_000
   if check_variant(arg) == "tiny":
     shrink_for_cpu(c)
   return c

@@ -11,13 +11,14 @@ momentum 0.99). For 300 epochs: --config.train.num_epochs=300
 --config.optim.base_lr=0.3 --config.optim.weight_decay=1.5e-6
 --config.moco.momentum=0.996. The official 100-epoch figure is 68.9%.
 
-No queue: the negatives are the other keys of the global batch (4096),
-gathered across devices; symmetric loss; projection MLP 2048 -> 4096 -> 256
-and prediction MLP 256 -> 4096 -> 256, BN in the hidden layers and an
-affine-free BN on the projection; key-encoder momentum rising from its base
-to 1 on a cosine; temperature 1.0 and the official loss scale 2 tau; LARS
-with biases and BN excluded, 10 warm-up epochs; BYOL's asymmetric
-augmentations with crops from 20% of the area.
+ResNet-50 with each residual block's last BN scale starting at zero. No queue: the
+negatives are the other keys of the global batch (4096), gathered across devices;
+symmetric loss; projection MLP 2048 -> 4096 -> 256 and prediction MLP 256 -> 4096 -> 256,
+BN in the hidden layers, an affine-free BN on the projection and no bias on the
+prediction; key-encoder momentum rising from its base to 1 on a cosine; temperature 1.0
+and the official loss scale 2 tau; LARS with biases and BN excluded, 10 warm-up epochs;
+BYOL's asymmetric augmentations with crops from 20% of the area. docs/fidelity.md lists
+what differs from facebookresearch/moco-v3.
 """
 from jax_ssl.config import base_config, check_variant, shrink_for_cpu
 
@@ -25,6 +26,7 @@ from jax_ssl.config import base_config, check_variant, shrink_for_cpu
 def get_config(arg=None):
   c = base_config("moco_v3")
   c.model.arch = "resnet50"
+  c.model.zero_init_last_bn = True  # each residual block starts as the identity
   c.moco_v3.temperature = 1.0
   c.moco_v3.momentum = 0.99
   c.moco_v3.proj_hidden_dims = (4096,)
@@ -40,7 +42,6 @@ def get_config(arg=None):
   c.optim.name = "lars"
   c.optim.base_lr = 0.6
   c.optim.weight_decay = 1e-6
-  c.eval.max_train_examples = 100_000
   if check_variant(arg) == "tiny":
     shrink_for_cpu(c)
   return c

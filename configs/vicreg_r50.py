@@ -36,7 +36,6 @@ def get_config(arg=None):
   c.optim.base_lr = 0.2
   c.optim.weight_decay = 1e-6
   c.optim.final_lr_fraction = 0.001
-  c.eval.max_train_examples = 100_000
   if check_variant(arg) == "tiny":
     shrink_for_cpu(c)
   return c

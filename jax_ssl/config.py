@@ -80,15 +80,17 @@ def base_config(method=None):
   ))
 
   c.optim = ml_collections.ConfigDict(dict(
-      name="lars",               # lars | sgd | adamw
+      name="lars",               # lars | larc (SGD in apex's LARC, SwAV's) | sgd | adamw
       base_lr=0.3,
       lr_scaling="linear",       # linear: base_lr * B / base_batch_size; sqrt: base_lr * sqrt(B)
       base_batch_size=256,
+      warmup_start_fraction=0.0,  # the warm-up starts at this fraction of the peak
       final_lr_fraction=0.0,     # the cosine ends at this fraction of the peak
       weight_decay=1e-6,
-      # Biases and BN parameters take neither weight decay nor LARS adaptation; False:
-      # every parameter takes both, as some official recipes do.
-      exclude_vectors=True,
+      # Biases and BN parameters take no weight decay, and no LARS/LARC adaptation; False:
+      # every parameter does, as some official recipes do (SwAV, MoCo v2, SimSiam).
+      exclude_from_decay=True,
+      exclude_from_trust_ratio=True,
       momentum=0.9,
       nesterov=False,
       trust_coefficient=0.001,
@@ -323,8 +325,10 @@ def _validate_optim(o):
   require(o.lr_scaling in optim.LR_SCALINGS, "config.optim.lr_scaling", o.lr_scaling,
            f"one of {optim.LR_SCALINGS}")
   require(o.base_lr > 0, "config.optim.base_lr", o.base_lr, "> 0")
-  require(0 <= o.final_lr_fraction <= 1, "config.optim.final_lr_fraction",
-           o.final_lr_fraction, "in [0, 1]")
+  for name in ("warmup_start_fraction", "final_lr_fraction"):
+    require(0 <= o[name] <= 1, f"config.optim.{name}", o[name], "in [0, 1]")
+  for name in ("exclude_from_decay", "exclude_from_trust_ratio"):
+    require(isinstance(o[name], bool), f"config.optim.{name}", o[name], "True or False")
   require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
 
 

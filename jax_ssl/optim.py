@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-OPTIMIZERS = ("lars", "sgd", "adamw")
+OPTIMIZERS = ("lars", "larc", "sgd", "adamw")
 LR_SCALINGS = ("linear", "sqrt", "none")
 EMA_SCHEDULES = ("constant", "cosine")
 
@@ -26,13 +26,14 @@ def scaled_learning_rate(optim_config, global_batch_size):
   return optim_config.base_lr
 
 
-def warmup_cosine(peak_lr, warmup_steps, total_steps, end_lr=0.0):
-  """Linear warm-up from 0 to `peak_lr`, then cosine decay to `end_lr` at `total_steps`."""
+def warmup_cosine(peak_lr, warmup_steps, total_steps, end_lr=0.0, start_lr=0.0):
+  """Linear warm-up from `start_lr` to `peak_lr`, then cosine decay to `end_lr` at
+  `total_steps`."""
   warmup_steps = min(warmup_steps, total_steps)
   if warmup_steps == total_steps:
-    return optax.linear_schedule(0.0, peak_lr, max(warmup_steps, 1))
+    return optax.linear_schedule(start_lr, peak_lr, max(warmup_steps, 1))
   return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=peak_lr, warmup_steps=warmup_steps,
+      init_value=start_lr, peak_value=peak_lr, warmup_steps=warmup_steps,
       decay_steps=total_steps, end_value=end_lr)
 
 
@@ -49,30 +50,72 @@ def _constant_mask(value):
   return lambda params: jax.tree.map(lambda _: value, params)
 
 
-def make_optimizer(optim_config, schedule, decay=True):
-  """The optimizer of `config.optim`. Weight decay and LARS adaptation reach the
-  parameters `decay_mask` picks, or every one with `optim.exclude_vectors=False`, or none
-  with decay=False."""
-  name = optim_config.name
+def _mask(optim_config, field, decay):
+  """Which parameters take weight decay (field 'exclude_from_decay') or trust-ratio
+  scaling ('exclude_from_trust_ratio'): the weights `decay_mask` picks while the field is
+  True, every parameter when it is False, none with decay=False (a group without decay)."""
   if not decay:
-    mask = _constant_mask(False)
-  elif optim_config.get("exclude_vectors", True):
-    mask = decay_mask
-  else:
-    mask = _constant_mask(True)
+    return _constant_mask(False)
+  return decay_mask if optim_config.get(field, True) else _constant_mask(True)
+
+
+def make_optimizer(optim_config, schedule, decay=True):
+  """The optimizer of `config.optim`. `optim.exclude_from_decay` and
+  `optim.exclude_from_trust_ratio` (both True by default) keep biases and BN parameters
+  out of weight decay and LARS/LARC adaptation; decay=False keeps every parameter out."""
+  name = optim_config.name
+  decay_params = _mask(optim_config, "exclude_from_decay", decay)
+  trust_params = _mask(optim_config, "exclude_from_trust_ratio", decay)
   if name == "lars":
     return optax.lars(
-        schedule, weight_decay=optim_config.weight_decay, weight_decay_mask=mask,
+        schedule, weight_decay=optim_config.weight_decay, weight_decay_mask=decay_params,
         trust_coefficient=optim_config.trust_coefficient, eps=0.0,
-        trust_ratio_mask=mask, momentum=optim_config.momentum,
+        trust_ratio_mask=trust_params, momentum=optim_config.momentum,
         nesterov=optim_config.nesterov)
+  if name == "larc":
+    return optax.chain(
+        scale_by_larc(optim_config.weight_decay, optim_config.trust_coefficient,
+                      decay_params, trust_params),
+        optax.trace(decay=optim_config.momentum, nesterov=optim_config.nesterov),
+        optax.scale_by_learning_rate(schedule))
   if name == "sgd":
     return optax.chain(
-        optax.add_decayed_weights(optim_config.weight_decay, mask=mask),
+        optax.add_decayed_weights(optim_config.weight_decay, mask=decay_params),
         optax.sgd(schedule, momentum=optim_config.momentum, nesterov=optim_config.nesterov))
   if name == "adamw":
-    return optax.adamw(schedule, weight_decay=optim_config.weight_decay, mask=mask)
+    return optax.adamw(schedule, weight_decay=optim_config.weight_decay, mask=decay_params)
   raise ValueError(f"config.optim.name={name!r} is not an optimizer; expected one of {OPTIMIZERS}")
+
+
+LARC_EPS = 1e-8  # apex LARC's default
+
+
+def scale_by_larc(weight_decay, trust_coefficient, decay_params, trust_params):
+  """SGD's gradient as apex's LARC wrapper (clip=False) hands it to SGD, for SwAV.
+
+  For a parameter p with gradient g, both norms nonzero and both treatments on:
+  g <- trust * |p| / (|g| + wd |p| + eps) * (g + wd p). Unlike LARS the norms are added,
+  not taken of the decayed gradient; a parameter or gradient of norm 0 passes unchanged,
+  undecayed (a parameter kept out of the trust ratio takes plain SGD with its decay).
+  Momentum and the learning rate follow (PyTorch's SGD: buffer, then lr).
+  """
+
+  def init(params):
+    del params
+    return optax.EmptyState()
+
+  def update(updates, state, params):
+    def one(g, p, decays, trusts):
+      wd = weight_decay if decays else 0.0
+      if not trusts:  # plain SGD: the optimizer's own weight decay
+        return g + wd * p
+      p_norm, g_norm = jnp.linalg.norm(p), jnp.linalg.norm(g)
+      ratio = trust_coefficient * p_norm / (g_norm + wd * p_norm + LARC_EPS)
+      return jnp.where((p_norm > 0) & (g_norm > 0), ratio * (g + wd * p), g)
+
+    return jax.tree.map(one, updates, params, decay_params(params), trust_params(params)), state
+
+  return optax.GradientTransformation(init, update)
 
 
 # ------------------------------------------------------- parameter groups ----
@@ -124,6 +167,10 @@ def _group_schedule(schedule, peak_lr, treatment):
   return multiplier * schedule
 
 
+def _delayed(schedule, steps):
+  return lambda count: schedule(count + steps)
+
+
 def make_grouped_optimizer(optim_config, schedule, *, peak_lr, patterns, steps_per_epoch):
   """The run's optimizer: `config.optim` for the default group, and for each of a
   method's parameter groups (`patterns`: {group: regex}) that optimizer with the group's
@@ -134,9 +181,13 @@ def make_grouped_optimizer(optim_config, schedule, *, peak_lr, patterns, steps_p
   transforms = {DEFAULT_GROUP: make_optimizer(optim_config, schedule)}
   for name in patterns:
     treatment = optim_config.groups[name]
-    tx = make_optimizer(optim_config, _group_schedule(schedule, peak_lr, treatment),
-                        decay=treatment.weight_decay)
     frozen_steps = round(treatment.frozen_epochs * steps_per_epoch)
+    group_schedule = _group_schedule(schedule, peak_lr, treatment)
+    if frozen_steps and callable(group_schedule):
+      # A frozen group's optimizer state, its step count included, waits out the freeze;
+      # its learning rate must not: it follows the run's step, as the other groups' do.
+      group_schedule = _delayed(group_schedule, frozen_steps)
+    tx = make_optimizer(optim_config, group_schedule, decay=treatment.weight_decay)
     transforms[name] = frozen_for(tx, frozen_steps) if frozen_steps else tx
   return optax.multi_transform(transforms, param_labels(patterns))
 

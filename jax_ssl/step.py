@@ -25,7 +25,8 @@ def make_run(config, mesh, *, steps_per_epoch, total_steps, warmup_steps=0, num_
   peak_lr = optim.scaled_learning_rate(config.optim, config.train.batch_size)
   if schedule is None:
     schedule = optim.warmup_cosine(peak_lr, warmup_steps, total_steps,
-                                   peak_lr * config.optim.final_lr_fraction)
+                                   peak_lr * config.optim.final_lr_fraction,
+                                   peak_lr * config.optim.warmup_start_fraction)
   run = methods.Run(method.create_model(config), config, mesh, steps_per_epoch, total_steps,
                     num_train)
   tx = optim.make_grouped_optimizer(

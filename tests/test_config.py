@@ -92,6 +92,8 @@ def test_simclr_r50_is_the_paper_recipe():
       "lars", 0.3, "linear", 1e-6)
   assert c.simclr.temperature == 0.1 and len(c.simclr.proj_hidden_dims) == 2
   assert c.simclr.proj_last_bn
+  # As the official code: its loss (both directions summed), crops of at least 10%.
+  assert c.simclr.loss_scale == 2.0 and c.data.augment.crop_area_min == 0.1
 
 
 def test_unknown_variant_is_rejected():
@@ -111,6 +113,8 @@ def _tiny():
     (lambda c: c.data.__setattr__("source", "imagenet"), r"config.data.source='imagenet'"),
     (lambda c: c.train.__setattr__("batch_size", 100), r"config.train.batch_size=100 .*multiple of the device count 8"),
     (lambda c: c.optim.__setattr__("lr_scaling", "cubic"), r"config.optim.lr_scaling='cubic'"),
+    (lambda c: c.optim.__setattr__("warmup_start_fraction", 1.5),
+     r"config.optim.warmup_start_fraction=1.5"),
     (lambda c: c.train.__setattr__("warmup_epochs", 50), r"config.train.warmup_epochs=50"),
     (lambda c: c.eval.__setattr__("batch_size", 12), r"config.eval.batch_size=12"),
     (lambda c: c.__setattr__("task", "eval"), r"config.task='eval'"),

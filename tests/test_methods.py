@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from jax_ssl import config as config_lib, metrics, parallel, step as step_lib
+from jax_ssl import config as config_lib, metrics, models, optim, parallel, step as step_lib
 from jax_ssl import train
 from jax_ssl.methods import common, moco
 
@@ -172,3 +172,43 @@ def test_simsiam_predictor_keeps_its_learning_rate_while_the_rest_decays():
                                                     jax.tree.leaves(before[name])))
            for name in after}
   assert moved == {"backbone": False, "projector": False, "predictor": True}
+
+
+def test_simclr_official_scale_doubles_the_loss_and_the_steps_lars_leaves_unadapted():
+  """loss_scale=2 is the official objective (both directions' means summed): twice the
+  loss, so twice the step of every bias and BN parameter, which LARS does not adapt,
+  while the adapted weights' steps keep their size."""
+  deltas, losses = [], []
+  for scale in (1.0, 2.0):
+    config = tiny("simclr", simclr=dict(loss_scale=scale),
+                  optim=dict(name="lars", weight_decay=0.0))
+    _, _, state, train_step = build(config)
+    before = jax.device_get(state["params"])
+    state, metrics = train_step(state, views(config))
+    deltas.append(jax.tree.map(lambda a, b: np.asarray(a, np.float64) - b,
+                               jax.device_get(state["params"]), before))
+    losses.append(float(metrics["loss"]))
+  np.testing.assert_allclose(losses[1], 2 * losses[0], rtol=1e-6)
+  adapted = optim.decay_mask(deltas[0])
+  for paper, official, is_adapted in zip(jax.tree.leaves(deltas[0]), jax.tree.leaves(deltas[1]),
+                                         jax.tree.leaves(adapted)):
+    np.testing.assert_allclose(official, paper if is_adapted else 2 * paper, rtol=2e-3,
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize("recipe, zero_init", [
+    ("simclr_r50", True), ("moco_v3_r50", True), ("byol_r50", True), ("simsiam_r50", True),
+    ("barlow_twins_r50", True), ("vicreg_r50", True), ("moco_v2_r50", False),
+    ("swav_r50", False)])
+def test_recipes_zero_init_each_residual_blocks_last_bn_as_their_official_code(recipe,
+                                                                                zero_init):
+  config = load_config([f"--config={REPO / 'configs' / recipe}.py"])
+  assert config.model.zero_init_last_bn is zero_init
+  if recipe != "simclr_r50":
+    return
+  backbone = models.create_backbone(config.model)
+  params = jax.jit(lambda: backbone.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)),
+                                         train=False))()["params"]
+  last = [block["bn3"]["scale"] for name, block in params.items() if "bn3" in block]
+  assert len(last) == 16  # ResNet-50's bottleneck blocks
+  assert all(np.all(np.asarray(scale) == 0) for scale in last)

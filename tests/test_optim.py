@@ -1,11 +1,22 @@
 """LARS masks, learning-rate scaling and the warm-up + cosine schedule."""
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import traverse_util
 
 from jax_ssl import config as config_lib, methods, optim
+
+from test_train import load_config
+
+CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
+
+
+def recipe_optim(name):
+  return load_config([f"--config={CONFIGS / name}.py"]).optim
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +128,7 @@ def test_weight_decay_off_for_a_group_and_on_every_parameter_when_vectors_are_in
   zero = jax.tree.map(jnp.zeros_like, simclr_params)
   tx, opt_state = _groups_optimizer(simclr_params, {"head": r"^projector/"},
                                     {"head": dict(weight_decay=False)}, weight_decay=0.1,
-                                    exclude_vectors=False)
+                                    exclude_from_decay=False)
   updates = tx.update(zero, opt_state, simclr_params)[0]
   assert all(np.all(np.asarray(u) == 0.0) for u in jax.tree.leaves(updates["projector"]))
   # Every backbone parameter decays, BN scales (all ones here) included.
@@ -136,3 +147,70 @@ def test_resetting_a_group_restores_its_fresh_optimizer_state(simclr_params):
                          (reset.inner_states["default"], moved.inner_states["default"])):
     for a, b in zip(jax.tree.leaves(kept), jax.tree.leaves(expected)):
       np.testing.assert_array_equal(a, b)
+
+
+def test_a_frozen_groups_learning_rate_follows_the_run_once_it_trains(simclr_params):
+  # SwAV's prototypes: frozen for 3 steps, then at the run's rate of that step, not at the
+  # rate of the step 3 before it.
+  rate = lambda step: 0.1 * (step + 1)  # noqa: E731
+  tx, opt_state = _groups_optimizer(simclr_params, {"head": r"^projector/"},
+                                    {"head": dict(frozen_epochs=1.5)}, schedule=rate)
+  grads = jax.tree.map(jnp.ones_like, simclr_params)
+  for step in range(7):
+    updates, opt_state = tx.update(grads, opt_state, simclr_params)
+    expected = 0.0 if step < 3 else -rate(step)
+    for head_update in jax.tree.leaves(updates["projector"]):
+      np.testing.assert_allclose(head_update, expected, rtol=1e-6, err_msg=str(step))
+    for update in jax.tree.leaves(updates["backbone"]):
+      np.testing.assert_allclose(update, -rate(step), rtol=1e-6, err_msg=str(step))
+
+
+def apex_larc_sgd(params, grads_per_step, rates, weight_decay, trust, momentum, eps=1e-8):
+  """NumPy transcription of torch SGD wrapped in apex.parallel.LARC (clip=False): per
+  parameter, when both norms are nonzero, the gradient plus weight decay scaled by
+  trust * |p| / (|g| + wd * |p| + eps); SGD then runs with its weight decay at 0."""
+  params = {k: np.array(v, np.float64) for k, v in params.items()}
+  buffers = {}
+  for grads, lr in zip(grads_per_step, rates):
+    for name, p in params.items():
+      g = np.array(grads[name], np.float64)
+      p_norm, g_norm = np.linalg.norm(p), np.linalg.norm(g)
+      if p_norm != 0 and g_norm != 0:
+        g = (g + weight_decay * p) * trust * p_norm / (g_norm + p_norm * weight_decay + eps)
+      buffers[name] = g if name not in buffers else momentum * buffers[name] + g
+      params[name] = p - lr * buffers[name]
+  return params
+
+
+def test_swavs_larc_decays_and_adapts_every_parameter_as_apex_larc():
+  c = recipe_optim("swav_r50")
+  c.weight_decay = 0.05  # large enough that decay shows in every step
+  rng = np.random.default_rng(0)
+  params = {"kernel": rng.normal(size=(3, 3, 4, 8)), "bn_scale": rng.normal(size=8) + 1,
+            "bias": np.zeros(8)}  # a zero norm: its first step is the raw gradient
+  grads = [{k: rng.normal(size=v.shape) for k, v in params.items()} for _ in range(3)]
+  rates = [0.3, 4.8, 2.0]
+  tx = optim.make_optimizer(c, lambda step: jnp.asarray(rates)[step])
+  state = {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
+  opt_state = tx.init(state)
+  for g in grads:
+    updates, opt_state = tx.update({k: jnp.asarray(v, jnp.float32) for k, v in g.items()},
+                                   opt_state, state)
+    state = optax.apply_updates(state, updates)
+  expected = apex_larc_sgd(params, grads, rates, c.weight_decay, c.trust_coefficient,
+                           c.momentum)
+  for name in params:
+    np.testing.assert_allclose(state[name], expected[name], rtol=2e-5, atol=1e-7,
+                               err_msg=name)
+  # LARS as the other recipes use it would move the BN scale by the raw gradient instead.
+  first_step = -rates[0] * grads[0]["bn_scale"]
+  assert not np.allclose(np.asarray(state["bn_scale"]) - params["bn_scale"], first_step)
+
+
+def test_moco_v2_decays_biases_and_batchnorm_as_torch_sgd_does(simclr_params):
+  c = recipe_optim("moco_v2_r50")
+  tx = optim.make_optimizer(c, 1.0)
+  zero = jax.tree.map(jnp.zeros_like, simclr_params)
+  updates, _ = tx.update(zero, tx.init(simclr_params), simclr_params)
+  for update in jax.tree.leaves(updates):  # every parameter is 1 here: -lr * wd * 1
+    np.testing.assert_allclose(update, -c.weight_decay, rtol=1e-6)

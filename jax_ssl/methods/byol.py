@@ -32,8 +32,9 @@ def check(c, num_devices):
 
 def create_model(c):
   b = c.byol
-  projector = common.mlp_head(c, b.proj_hidden_dims, b.proj_dim)
-  predictor = common.mlp_head(c, b.pred_hidden_dims, b.proj_dim)
+  # BYOL's MLPs end in a bias-free linear layer.
+  projector = common.mlp_head(c, b.proj_hidden_dims, b.proj_dim, output_bias=False)
+  predictor = common.mlp_head(c, b.pred_hidden_dims, b.proj_dim, output_bias=False)
   return common.EncoderWithHeads(models.create_backbone(c.model), projector, predictor)
 
 

@@ -80,7 +80,8 @@ def v3_model(c):
   m = c.moco_v3
   projector = common.mlp_head(c, m.proj_hidden_dims, m.proj_dim, last_bn=True,
                               last_bn_scale=False)
-  predictor = common.mlp_head(c, m.pred_hidden_dims, m.proj_dim)
+  # MoCo v3's linear layers have no bias, its predictor's output included.
+  predictor = common.mlp_head(c, m.pred_hidden_dims, m.proj_dim, output_bias=False)
   return common.EncoderWithHeads(models.create_backbone(c.model), projector, predictor)
 
 

@@ -15,6 +15,9 @@ def config():
       proj_hidden_dims=(2048, 2048),  # SimCLR v2: 3 layers, hidden width = encoder width
       proj_dim=128,
       proj_last_bn=True,
+      # 1: the paper's mean over the 2N anchors; 2: the official code's objective, the
+      # sum of the two directions' means, whose gradients are twice as large.
+      loss_scale=1.0,
   ))
 
 
@@ -26,6 +29,8 @@ def check(c, num_devices):
   del num_devices
   config_lib.require(c.simclr.temperature > 0, "config.simclr.temperature",
                      c.simclr.temperature, "> 0")
+  config_lib.require(c.simclr.loss_scale > 0, "config.simclr.loss_scale",
+                     c.simclr.loss_scale, "> 0")
 
 
 def create_model(c):
@@ -46,7 +51,7 @@ def loss(params, state, batch, rng, run):
       losses.nt_xent, temperature=run.config.simclr.temperature, axis_name=parallel.DATA_AXIS)
   spec = P(parallel.DATA_AXIS)
   value = jax.shard_map(loss_fn, mesh=run.mesh, in_specs=(spec, spec), out_specs=P())(
-      z[:, 0], z[:, 1])
+      z[:, 0], z[:, 1]) * run.config.simclr.loss_scale
   return methods.LossResult(
       value, {"embedding_std": losses.embedding_std(z[:, 0])}, forward.batch_stats,
       features=features.reshape(-1, 2, features.shape[-1])[:, 0])

@@ -27,17 +27,26 @@ def unit_columns_init(key, shape, dtype=jnp.float32):
 
 
 class SwAVModel(nn.Module):
+  """backbone -> projector -> unit-norm projection -> prototype scores. The loss runs the
+  backbone once per crop resolution and the head once over every crop (`encode`, `head`)."""
   backbone: nn.Module
   projector: nn.Module
   num_prototypes: int
 
-  @nn.compact
+  def setup(self):
+    self.prototypes = nn.Dense(self.num_prototypes, use_bias=False,
+                               kernel_init=unit_columns_init)
+
   def __call__(self, x, train: bool):
-    features = self.backbone(x, train=train)
+    features = self.encode(x, train)
+    return features, self.head(features, train)
+
+  def encode(self, x, train: bool):
+    return self.backbone(x, train=train)
+
+  def head(self, features, train: bool):
     z = losses.l2_normalize(self.projector(features, train=train))
-    prototypes = nn.Dense(self.num_prototypes, use_bias=False, kernel_init=unit_columns_init,
-                          name="prototypes")
-    return features, (z, prototypes(z))
+    return z, self.prototypes(z)
 
 
 def config():
@@ -48,7 +57,7 @@ def config():
       sinkhorn_iters=3,
       proj_hidden_dims=(2048,),
       proj_dim=128,
-      queue_size=3840,           # 0: no queue
+      queue_size=0,              # 0: no queue; 3840 in the small-batch recipes
       queue_start_epochs=15,
   ))
 
@@ -138,15 +147,20 @@ def loss(params, state, batch, rng, run):
   del rng
   s = run.config.swav
   forward = common.Forward(run, params, state["batch_stats"])
-  images, num_global = _crops(batch, "global")
-  features, (z, scores) = forward(images)
-  scores = [scores.reshape(-1, num_global, s.num_prototypes)[:, i] for i in range(num_global)]
-  z = z.reshape(-1, num_global, z.shape[-1])
-  images, num_local = _crops(batch, "local")
-  if num_local:  # one forward per resolution, as SwAV does
-    _, (_, local) = forward(images)
-    local = local.reshape(-1, num_local, s.num_prototypes)
-    scores += [local[:, i] for i in range(num_local)]
+  # As SwAV does: the backbone once per resolution, its BN over that resolution's crops;
+  # the head once over every crop, so the projector's BN normalises them together.
+  features = []
+  for name in ("global", "local"):
+    images, count = _crops(batch, name)
+    if count:
+      encoded = forward(images, method=SwAVModel.encode)
+      features.append(encoded.reshape(-1, count, encoded.shape[-1]))
+  num_global, num_crops = features[0].shape[1], sum(f.shape[1] for f in features)
+  features = jnp.concatenate(features, axis=1)  # [B, crops, d]: each example's crops adjacent
+  z, scores = forward(features.reshape(-1, features.shape[-1]), method=SwAVModel.head)
+  z = z.reshape(-1, num_crops, z.shape[-1])[:, :num_global]
+  scores = scores.reshape(-1, num_crops, s.num_prototypes)
+  scores = [scores[:, i] for i in range(num_crops)]
 
   method_state = state["method_state"]
   queue_on = s.queue_size > 0
@@ -174,7 +188,7 @@ def loss(params, state, batch, rng, run):
   if queue_on:
     metrics["queue_in_use"] = use_queue.astype(jnp.float32)
   return methods.LossResult(value, metrics, forward.batch_stats, method_state,
-                            features.reshape(-1, num_global, features.shape[-1])[:, 0])
+                            features[:, 0])
 
 
 METHOD = methods.register(methods.Method(
