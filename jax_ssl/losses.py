@@ -237,3 +237,111 @@ def vicreg_loss(z_a, z_b, *, invariance=25.0, variance=25.0, covariance=1.0, axi
   terms = vicreg_terms(z_a, z_b, axis_name=axis_name)
   return (invariance * terms["invariance"] + variance * terms["variance"]
           + covariance * terms["covariance"])
+
+
+def _global_max(x, axis_name):
+  return x if axis_name is None else jax.lax.pmax(x, axis_name)
+
+
+def instance_softmax(z, index, bank, *, temperature, num_examples, axis_name=None):
+  """NPID's non-parametric softmax over the whole memory bank (Wu et al. 2018, eq. 2).
+
+  Per example i with feature v: -log exp(m_i . v / tau) / sum_j exp(m_j . v / tau), j
+  over the N rows of the bank, m_i its own (pre-update) row; the mean over the global
+  batch. The official `LinearAverage` with `CrossEntropyLoss`.
+
+  Args:
+    z: this device's features, `[n, d]`; normalised here.
+    index: their rows in the bank, `[n]`.
+    bank: this device's rows of the bank, `[R, d]`, unit rows; device k holds rows
+      k*R .. (k+1)*R - 1 (the bank sharded by rows). Rows from `num_examples` on are
+      padding and take no part.
+    temperature: tau.
+    num_examples: N, the bank's rows that hold examples.
+    axis_name: mesh axis the batch and the bank are split over, or None on one device.
+
+  Every device scores the gathered batch against its own rows; the logsumexp over all N
+  rows is assembled with `pmax` and `psum`, so no device holds more than its rows.
+  """
+  z_all = _gather(l2_normalize(z), axis_name)
+  index_all = _gather(index, axis_name)
+  rows = _first_global_index(bank.shape[0], axis_name) + jnp.arange(bank.shape[0])
+  logits = z_all @ bank.astype(jnp.float32).T / temperature
+  logits = jnp.where(rows[None, :] < num_examples, logits, _MASKED_LOGIT)
+  peak = _global_max(jax.lax.stop_gradient(jnp.max(logits, axis=1)), axis_name)
+  sum_exp = _global_sum(jnp.sum(jnp.exp(logits - peak[:, None]), axis=1), axis_name)
+  own = rows[None, :] == index_all[:, None]
+  positive = _global_sum(jnp.sum(jnp.where(own, logits, 0.0), axis=1), axis_name)
+  return jnp.mean(peak + jnp.log(sum_exp) - positive)
+
+
+def _bank_logits(z, positives, negatives, temperature):
+  """s(v, m_i) / tau `[n]` and s(v, m_k) / tau `[n, K]` for normalised v."""
+  z = l2_normalize(z)
+  positive = jnp.sum(z * positives.astype(jnp.float32), axis=1) / temperature
+  return positive, z @ negatives.astype(jnp.float32).T / temperature
+
+
+def nce_normalizer(z, positives, negatives, *, temperature, num_examples, axis_name=None):
+  """NPID's estimate of the partition function Z (Wu et al. 2018, section 3.2):
+  N x the mean of exp(s / tau) over the global batch's positive and noise pairs, as the
+  official `NCEAverage` sets it once, at the first iteration. Carries no gradient."""
+  positive, negative = _bank_logits(z, positives, negatives, temperature)
+  total = _global_sum(jnp.sum(jnp.exp(positive)) + jnp.sum(jnp.exp(negative)), axis_name)
+  count = _global_count(z, axis_name) * (negatives.shape[0] + 1)
+  return jax.lax.stop_gradient(num_examples * total / count)
+
+
+def instance_nce(z, positives, negatives, *, temperature, normalizer, num_examples,
+                 axis_name=None):
+  """NPID's noise-contrastive estimation against a memory bank (Wu et al. 2018, eqs. 3-6).
+
+  With P(i|v) = exp(m_i . v / tau) / Z and uniform noise P_n = 1/N, K noise rows:
+  h(i, v) = P(i|v) / (P(i|v) + K P_n), and per example
+  -log h(i, v) - sum_k log(1 - h(k, v)); the mean over the global batch (the official
+  `NCECriterion`, summed over the positive and its K noise samples, divided by the batch).
+  Written in log-space: -log h = softplus(log(K P_n) - log P), -log(1 - h) =
+  softplus(log P - log(K P_n)).
+
+  Args:
+    z: this device's features, `[n, d]`; normalised here.
+    positives: their own rows of the bank m_i, `[n, d]`, unit rows (constants).
+    negatives: K noise rows of the bank, `[K, d]`, the same for every example and device
+      (drawn uniformly from the N examples; the official code draws K per example).
+    temperature: tau.
+    normalizer: Z (`nce_normalizer`, estimated once and then kept).
+    num_examples: N, the training split's size.
+    axis_name: mesh axis of the batch, or None on one device.
+  """
+  positive, negative = _bank_logits(z, positives, negatives, temperature)
+  log_z = jnp.log(normalizer)
+  log_noise = jnp.log(negatives.shape[0] / num_examples)  # log(K P_n)
+  per_example = (jax.nn.softplus(log_noise - (positive - log_z))
+                 + jnp.sum(jax.nn.softplus(negative - log_z - log_noise), axis=1))
+  return _global_sum(jnp.sum(per_example), axis_name) / _global_count(z, axis_name)
+
+
+def pirl_loss(f, g, positives, negatives, *, temperature, normalizer=None, num_examples=None,
+              weight=0.5, axis_name=None):
+  """PIRL's loss (Misra & van der Maaten 2020, eq. 5):
+  lambda * L(m_I, g(v_It)) + (1 - lambda) * L(m_I, f(v_I)).
+
+  Each term scores the features against the bank rows m_I of the images (positives) and
+  the same K noise rows (the bank's features of other images, eq. 4). With a
+  `normalizer` Z each term is the paper's NCE, `instance_nce`, with one Z for both, as
+  the official (VISSL) `NCELossWithMemory` shares its `Z`; without, each is InfoNCE, the
+  cross-entropy of the positive among the K + 1 rows (`moco_infonce` with the noise rows
+  as its queue; VISSL's `loss_type: cross_entropy`).
+
+  Args:
+    f: this device's image features f(v_I), `[n, d]`.
+    g: its jigsaw features g(v_It), `[n, d]`.
+    weight: lambda, 0.5 in the paper.
+  """
+  def term(z):
+    if normalizer is None:
+      return moco_infonce(z, positives, temperature=temperature, queue=negatives,
+                          axis_name=axis_name)
+    return instance_nce(z, positives, negatives, temperature=temperature,
+                        normalizer=normalizer, num_examples=num_examples, axis_name=axis_name)
+  return weight * term(g) + (1.0 - weight) * term(f)

@@ -13,7 +13,8 @@ import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from jax_ssl import config as config_lib, evaluate, export, losses, methods, metrics, models
+from jax_ssl import config as config_lib, evaluate, export, losses, memory_bank, methods, metrics
+from jax_ssl import models
 from jax_ssl import parallel, step as step_lib, train
 from jax_ssl.data import make_source, pipeline
 from jax_ssl.methods import common
@@ -48,13 +49,12 @@ def _project(run, params, state, images):
 # ------------------------------------------------------------ memory bank ----
 def bank_rows(run):
   """N rows rounded up to a multiple of the devices, so each device holds N' / devices."""
-  return -(-run.num_train // run.mesh.size) * run.mesh.size
+  return memory_bank.num_rows(run.num_train, run.mesh.size)
 
 
 def bank_init_state(run, variables, batch):
   del variables, batch
-  bank = jax.random.normal(jax.random.key(7), (bank_rows(run), run.config.bank_test.dim))
-  return {"bank": losses.l2_normalize(bank)}
+  return {"bank": memory_bank.bank_for(run, run.config.bank_test.dim)}
 
 
 def bank_loss(params, state, batch, rng, run):
@@ -62,13 +62,11 @@ def bank_loss(params, state, batch, rng, run):
   del rng
   forward, features, z = _project(run, params, state, batch["view1"])
   bank = state["method_state"]["bank"]
-  positives = bank[batch["index"]]  # rows that live on other devices: gathered by XLA
+  positives = memory_bank.read(bank, batch["index"])  # rows on other devices: gathered by XLA
   value = -jnp.mean(jnp.sum(z * positives, axis=-1))
-  m = run.config.bank_test.momentum
-  rows = losses.l2_normalize(m * positives + (1 - m) * jax.lax.stop_gradient(z))
+  written = memory_bank.ema_write(bank, batch["index"], z, run.config.bank_test.momentum)
   return methods.LossResult(value, {"embedding_std": losses.embedding_std(z)},
-                            forward.batch_stats, {"bank": bank.at[batch["index"]].set(rows)},
-                            features)
+                            forward.batch_stats, {"bank": written}, features)
 
 
 BANK_METHOD = methods.Method(

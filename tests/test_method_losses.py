@@ -156,3 +156,124 @@ def test_embedding_std_detects_collapse():
   spread = losses.embedding_std(jax.random.normal(jax.random.key(8), (4096, 64)))
   np.testing.assert_allclose(spread, 1 / np.sqrt(64), rtol=0.02)
   assert losses.embedding_std(jnp.ones((16, 64))) < 1e-6
+
+
+# ---------------------------------------------- NPID and PIRL, memory bank ----
+def npid_softmax_reference(v, index, bank, tau, num_examples):
+  """NPID (Wu et al. 2018) eq. 2: -log exp(m_i.v/t) / sum_j exp(m_j.v/t), j over the N
+  examples' rows of the bank, averaged over the batch."""
+  v, bank = _unit(v), np.asarray(bank, np.float64)[:num_examples]
+  total = 0.0
+  for i in range(len(v)):
+    scores = [np.exp(bank[j] @ v[i] / tau) for j in range(num_examples)]
+    total -= np.log(scores[index[i]] / np.sum(scores))
+  return total / len(v)
+
+
+def npid_normalizer_reference(v, positives, negatives, tau, num_examples):
+  """NPID section 3.2: Z ~ N x the mean of exp(m.v/t) over the batch's data and noise
+  pairs (the official code's first-iteration estimate)."""
+  v = _unit(v)
+  pairs = [np.exp(positives[i] @ v[i] / tau) for i in range(len(v))]
+  pairs += [np.exp(negatives[k] @ v[i] / tau) for i in range(len(v))
+            for k in range(len(negatives))]
+  return num_examples * np.mean(pairs)
+
+
+def npid_nce_reference(v, positives, negatives, tau, normalizer, num_examples):
+  """NPID eqs. 3-6: P(i|v) = exp(m_i.v/t)/Z, h = P / (P + K/N); per example
+  -log h(i, v) - sum_k log(1 - h(k, v)) over its K noise rows, averaged."""
+  v = _unit(v)
+  noise = len(negatives) / num_examples  # K P_n, P_n = 1/N
+  total = 0.0
+  for i in range(len(v)):
+    p = np.exp(positives[i] @ v[i] / tau) / normalizer
+    total -= np.log(p / (p + noise))
+    for k in range(len(negatives)):
+      p_k = np.exp(negatives[k] @ v[i] / tau) / normalizer
+      total -= np.log(1 - p_k / (p_k + noise))
+  return total / len(v)
+
+
+def _bank_case(seed, n=32, d=8, rows=64, num_examples=60, num_negatives=12):
+  """Features, their bank rows (near them, as after training) and noise rows."""
+  keys = jax.random.split(jax.random.key(seed), 4)
+  bank = losses.l2_normalize(jax.random.normal(keys[0], (rows, d)))
+  index = jax.random.permutation(keys[1], num_examples)[:n].astype(jnp.int32)
+  v = bank[index] + 0.6 * jax.random.normal(keys[2], (n, d))
+  negatives = bank[jax.random.randint(keys[3], (num_negatives,), 0, num_examples)]
+  return v, index, bank, negatives
+
+
+@pytest.mark.parametrize("tau", [0.07, 0.5])
+def test_npid_softmax_matches_eq_2_and_skips_padding_rows(tau):
+  v, index, bank, _ = _bank_case(20)
+  expected = npid_softmax_reference(v, np.asarray(index), bank, tau, 60)
+  got = losses.instance_softmax(v, index, bank, temperature=tau, num_examples=60)
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("tau", [0.07, 0.5])
+def test_npid_nce_and_its_normalizer_match_eqs_3_to_6(tau):
+  v, index, bank, negatives = _bank_case(21)
+  positives = bank[index]
+  args = (np.asarray(v), np.asarray(positives, np.float64), np.asarray(negatives, np.float64),
+          tau)
+  normalizer = losses.nce_normalizer(v, positives, negatives, temperature=tau,
+                                     num_examples=60)
+  np.testing.assert_allclose(normalizer, npid_normalizer_reference(*args, 60), rtol=1e-5)
+  got = losses.instance_nce(v, positives, negatives, temperature=tau, normalizer=normalizer,
+                            num_examples=60)
+  np.testing.assert_allclose(got, npid_nce_reference(*args, float(normalizer), 60), rtol=1e-5)
+
+
+def test_pirl_loss_matches_eq_5():
+  v, index, bank, negatives = _bank_case(22)
+  g = v + 0.3 * jax.random.normal(jax.random.key(23), v.shape)
+  positives = bank[index]
+  rows = (np.asarray(positives, np.float64), np.asarray(negatives, np.float64))
+  got = losses.pirl_loss(v, g, positives, negatives, temperature=0.07,
+                         normalizer=70.0, num_examples=60, weight=0.3)
+  expected = (0.3 * npid_nce_reference(np.asarray(g), *rows, 0.07, 70.0, 60)
+              + 0.7 * npid_nce_reference(np.asarray(v), *rows, 0.07, 70.0, 60))
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+  # Its InfoNCE form: each term MoCo's eq. 1 with the noise rows as the queue.
+  got = losses.pirl_loss(v, g, positives, negatives, temperature=0.07, weight=0.3)
+  expected = (0.3 * moco_reference(g, positives, 0.07, np.asarray(negatives))
+              + 0.7 * moco_reference(v, positives, 0.07, np.asarray(negatives)))
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def _bank_sharded_equals_unsharded(fn, sharded_args, shared_args, argnums):
+  """`fn` of the batch (and a bank) split over 8 devices and of rows whole on each, against
+  `fn` on one device: values and gradients."""
+  mesh = parallel.make_mesh()
+  local = functools.partial(fn, axis_name=parallel.DATA_AXIS)
+  specs = (SPEC,) * len(sharded_args) + (P(),) * len(shared_args)
+  sharded = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=P())
+  args = sharded_args + shared_args
+  got = jax.jit(jax.value_and_grad(sharded, argnums=argnums))(*args)
+  chex.assert_trees_all_close(got, jax.value_and_grad(fn, argnums=argnums)(*args), atol=1e-5,
+                              rtol=1e-5)
+
+
+def test_npid_softmax_on_a_bank_split_over_8_devices_equals_one_device():
+  v, index, bank, _ = _bank_case(24)  # 8 rows of the bank per device, the last 4 padding
+  fn = functools.partial(losses.instance_softmax, temperature=0.1, num_examples=60)
+  _bank_sharded_equals_unsharded(fn, (v, index, bank), (), argnums=0)
+
+
+def test_npid_nce_and_pirl_sharded_equal_unsharded():
+  v, index, bank, negatives = _bank_case(25)
+  positives = bank[index]
+  nce = functools.partial(losses.instance_nce, temperature=0.1, normalizer=80.0,
+                          num_examples=60)
+  _bank_sharded_equals_unsharded(nce, (v, positives), (negatives,), argnums=0)
+  normalizer = functools.partial(losses.nce_normalizer, temperature=0.1, num_examples=60)
+  _bank_sharded_equals_unsharded(normalizer, (v, positives), (negatives,), argnums=0)
+  pirl = functools.partial(losses.pirl_loss, temperature=0.1, normalizer=50.0,
+                           num_examples=60)
+  _bank_sharded_equals_unsharded(pirl, (v, 2 * v, positives), (negatives,), argnums=(0, 1))
+  pirl_infonce = functools.partial(losses.pirl_loss, temperature=0.1)
+  _bank_sharded_equals_unsharded(pirl_infonce, (v, 2 * v, positives), (negatives,),
+                                 argnums=(0, 1))

@@ -106,13 +106,14 @@ def interleave_views(batch):
   return views.reshape((-1,) + views.shape[2:])
 
 
-def global_loss(run, loss_fn, *arrays, **kwargs):
-  """`loss_fn(*arrays, axis_name='data', **kwargs)` in a shard_map over the batch axis: a
-  per-device loss (losses.py) computed for the global batch, replicated."""
+def global_loss(run, loss_fn, *arrays, replicated=(), **kwargs):
+  """`loss_fn(*arrays, *replicated, axis_name='data', **kwargs)` in a shard_map over the
+  batch axis: a per-device loss (losses.py) computed for the global batch, replicated.
+  `arrays` are split by rows over the devices, `replicated` (a memory bank's negatives)
+  are whole on each."""
   fn = functools.partial(loss_fn, axis_name=parallel.DATA_AXIS, **kwargs)
-  spec = P(parallel.DATA_AXIS)
-  return jax.shard_map(fn, mesh=run.mesh, in_specs=(spec,) * len(arrays), out_specs=P())(
-      *arrays)
+  specs = (P(parallel.DATA_AXIS),) * len(arrays) + (P(),) * len(replicated)
+  return jax.shard_map(fn, mesh=run.mesh, in_specs=specs, out_specs=P())(*arrays, *replicated)
 
 
 def init_target(variables):
