@@ -46,9 +46,8 @@ def get_config(arg=None):
   c.optim.name = "sgd"
   c.optim.base_lr = 0.03
   c.optim.weight_decay = 1e-4
-  c.optim.exclude_vectors = False
+  c.optim.exclude_from_decay = False  # torch SGD decays every parameter
   c.optim.momentum = 0.9
-  c.eval.max_train_examples = 100_000
   if check_variant(arg) == "tiny":
     shrink_for_cpu(c)
   return c

@@ -54,7 +54,6 @@ def get_config(arg=None):
   c.optim.final_lr_fraction = 0.001
   c.optim.weight_decay = 1e-4
   c.optim.momentum = 0.9
-  c.eval.max_train_examples = 100_000
   if check_variant(arg) == "tiny":
     shrink_for_cpu(c)
   return c
