@@ -45,9 +45,11 @@ def tiles(image, key, grid=3):
 
 # Jigsaw (Noroozi & Favaro 2016): each tile is a random square of its grid cell, the paper's
 # 64 pixels of 75, which leaves a random gap between neighbouring tiles; each tile's colour
-# channels are cut a pixel apart at random and a tile is grey with this probability, so
-# chromatic aberration and colour continuity do not give the arrangement away.
+# channels are cut up to 2 pixels per 64 of tile apart at random (none below 16-pixel
+# tiles) and a tile is grey with this probability, so chromatic aberration and colour
+# continuity do not give the arrangement away.
 JIGSAW_TILE_FRACTION = 64 / 75
+CHANNEL_JITTER_FRACTION = 2 / 64
 JIGSAW_GRAYSCALE_PROB = 0.3
 
 
@@ -89,13 +91,14 @@ def permutation_set(count, parts=9, seed=0):
 def _cell_tiles(image, key, grid, tile, jitter=None):
   """A tile x tile square of each cell of a grid x grid grid, [grid^2, t, t, C], anywhere in
   the cell or, with `jitter`, up to that many pixels off the cell's centre; each colour
-  channel shifted by up to a further pixel within the cell."""
+  channel shifted by up to CHANNEL_JITTER_FRACTION of the tile further, within the cell."""
   cell = image.shape[0] // grid
   room = cell - tile
   corner_key, channel_key = jax.random.split(key)
   low, high = (0, room) if jitter is None else (room // 2 - jitter, room // 2 + jitter)
   corners = jnp.clip(jax.random.randint(corner_key, [grid * grid, 1, 2], low, high + 1), 0, room)
-  shifts = jax.random.randint(channel_key, [grid * grid, image.shape[-1], 2], -1, 2)
+  apart = round(tile * CHANNEL_JITTER_FRACTION)
+  shifts = jax.random.randint(channel_key, [grid * grid, image.shape[-1], 2], -apart, apart + 1)
   starts = jnp.clip(corners + shifts, 0, room)  # [cells, channels, 2] within each cell
   origins = jnp.stack(jnp.divmod(jnp.arange(grid * grid), grid), axis=-1) * cell
 
