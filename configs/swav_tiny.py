@@ -20,14 +20,14 @@ encoder's 0.759 and 0.750, in 2 minutes 34 seconds on 2 CPU cores (measured with
 file, 2026-12-04; README.md has the table).
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
+from jax_ssl.methods.swav import digits_multicrop
 
 
 def get_config(arg=None):
   check_variant(arg)
   c = base_config("swav")
   use_tiny_digits(c)
-  c.data.views["global"].count = 2
-  c.data.views.local.update(count=2, size=14, crop_area_min=0.15, crop_area_max=0.4)
+  digits_multicrop(c)
   c.swav.num_prototypes = 30
   c.swav.proj_hidden_dims = (256,)
   c.swav.proj_dim = 64
