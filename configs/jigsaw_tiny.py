@@ -10,9 +10,10 @@ into the 100 classes; SGD with momentum 0.9, lr 0.4 x batch/256, weight decay 5e
 epochs (9 tiles of each image per step).
 
 Expected: linear_top1 0.755 and knn_top1 0.732 against the random-init encoder's 0.759 and
-0.750 (measured with this file, 2026-12-04), in 6 minutes 6 seconds of wall time on a
-2-core machine shared with other jobs (load average about 10), 2 minutes 16 seconds of CPU
-time. Jigsaw does not beat a random encoder on the digits: it solves the puzzle (pretext
+0.750, in 1 minute 37 seconds on 2 CPU cores shared with other jobs (load average about
+4; measured with this file, 2026-12-04; a run at load 10 gave the same figures).
+
+Jigsaw does not beat a random encoder on the digits: it solves the puzzle (pretext
 accuracy about 0.86) from cues that say little about the digit, such as which tiles are
 empty background, and the encoder, trained on tiles a third of a digit wide, is probed on
 whole digits. Tried and not kept, with an earlier one-pixel colour-channel shift per tile:

@@ -12,9 +12,10 @@ batch/256, weight decay 5e-4. The encoder is evaluated on whole 28-pixel digits,
 tiny config.
 
 Expected: linear_top1 0.700 and knn_top1 0.656 against the random-init encoder's 0.759 and
-0.750 (measured with this file, 2026-12-04), in 4 minutes 22 seconds of wall time on a
-2-core machine shared with other jobs (load average about 10), 1 minute 20 seconds of CPU
-time. Relative position does not beat a random encoder on the digits: with 9-pixel patches
+0.750, in 1 minute 36 seconds on 2 CPU cores shared with other jobs (load average about
+4; measured with this file, 2026-12-04; a run at load 10 gave the same figures).
+
+Relative position does not beat a random encoder on the digits: with 9-pixel patches
 the 8 positions are given away by where the strokes meet empty background, and the encoder
 is trained on patches a third of a digit wide but probed on whole digits. Tried and not
 kept, with an earlier one-pixel colour-channel shift per patch: crops from 40% of the area

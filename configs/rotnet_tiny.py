@@ -11,9 +11,9 @@ epochs cost about what 15 cost a two-view method. Tried and not kept: 15 epochs
 (linear_top1 0.934, knn_top1 0.896, twice the time).
 
 Expected: linear_top1 0.911 and knn_top1 0.883 against the random-init encoder's 0.759 and
-0.750 (measured with this file, 2026-12-04), in 7 minutes 9 seconds of wall time on a
-2-core machine shared with other jobs (load average about 10), 3 minutes 0 seconds of CPU
-time.
+0.750, in 2 minutes 25 seconds on 2 CPU cores shared with other jobs (load average about
+4; measured with this file, 2026-12-04; a second run at load 10 gave the same figures in
+7 minutes 9 seconds).
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 from jax_ssl.pretext import use_sgd
