@@ -9,10 +9,11 @@ reset from k-means at every epoch start, projection 64 -> 256 -> 64, temperature
 LARS as swav_tiny (lr 1.0 x batch/256, weight decay 1e-5).
 
 Expected: linear_top1 0.879 and knn_top1 0.825 against the random-init encoder's 0.759 and
-0.750 (measured with this file, 2026-12-04), in 9 minutes 32 seconds of wall time on a
-2-core machine shared with other jobs (load average about 10), 4 minutes 18 seconds of CPU
-time; on the same machine at the same time simsiam_tiny took 8 minutes 42 seconds (2
-minutes 56 seconds of CPU) against its 1 minute 36 seconds on an idle machine.
+0.750, in 3 minutes 50 seconds on 2 CPU cores shared with other jobs (load average about
+4; measured with this file, 2026-12-04; a run at load 10 gave the same figures in 9
+minutes 32 seconds, when simsiam_tiny took 8 minutes 42 seconds against its 1 minute 36
+seconds on an idle machine). Each epoch starts with features of the 4,000 training digits
+and 3 k-means runs.
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 from jax_ssl.methods.swav import digits_multicrop
