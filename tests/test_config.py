@@ -130,3 +130,23 @@ def test_bad_config_names_the_field(mutate, match):
   mutate(c)
   with pytest.raises(ValueError, match=match):
     config_lib.validate(c, num_devices=8)
+
+
+@pytest.mark.parametrize("name,mutate,match", [
+    ("rotnet_tiny", lambda c: c.data.views.rotated.__setattr__("transform", "rotate"),
+     r"config.data.views.rotated=.*'transform': 'rotate'.* is invalid: expected one view "
+     r"\(count=1\) with transform='rotations'"),
+    ("jigsaw_tiny", lambda c: c.data.views.puzzle.__setattr__("transform", "jigsaw:1"),
+     r"config.data.views.puzzle.transform='jigsaw:1' is invalid: expected 'jigsaw:P' with an "
+     r"integer 2 <= P <= 9! = 362880"),
+    ("relative_position_tiny", lambda c: c.relative_position.__setattr__("part_dim", -1),
+     r"config.relative_position.part_dim=-1 is invalid"),
+    ("rotnet_tiny", lambda c: c.rotnet.__setattr__("head_hidden_dims", (0,)),
+     r"config.rotnet.head_hidden_dims=\(0,\) is invalid: expected positive integers"),
+])
+def test_pretext_methods_name_a_bad_field(name, mutate, match):
+  c = load(CONFIG_DIR / f"{name}.py")
+  mutate(c)
+  with pytest.raises(ValueError, match=match) as error:
+    config_lib.validate(c, num_devices=8)
+  assert "\n" not in str(error.value)  # one line

@@ -83,3 +83,21 @@ def test_fit_to_cell_keeps_the_aspect_ratio():
 def test_missing_flags_are_reported():
   with pytest.raises(SystemExit, match='out'):
     show.main(['show', '--config=configs/simclr_tiny.py'])
+
+
+def test_a_view_transform_is_drawn_part_by_part_with_its_targets_written_on(tmp_path):
+  out = tmp_path / 'views.png'
+  names = show.main(['show', '--config=configs/rotnet_tiny.py', f'--out={out}', '--images=1'])
+  assert names == ['original'] + [f'rotated {i}' for i in range(1, 5)]
+  grid, size = read_png(out), 112
+  label = np.zeros((size, size), bool)
+  label[:1 + show.LABEL_HEIGHT, :1 + 3 * show.LABEL_SCALE] = True  # one digit at (1, 1)
+  upright = cell(grid, 0, 1, size)
+  for k in range(4):
+    drawn = cell(grid, 0, k + 1, size)
+    written = np.zeros_like(drawn)
+    show.draw_text(written, str(k), 1, 1)  # the rotation's index
+    assert (drawn[written == show.TEXT] == show.TEXT).all()
+    # Elsewhere the part is the upright view turned k quarter turns.
+    away = ~label & ~np.rot90(label, k)
+    np.testing.assert_array_equal(drawn[away], np.rot90(upright, k)[away])

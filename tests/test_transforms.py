@@ -46,6 +46,77 @@ def test_tiles_and_their_permutation_rebuild_the_view():
   np.testing.assert_array_equal(rebuilt, np.asarray(x)[:12, :12])
 
 
+def cell_image(size, grid=3):
+  """A grey image whose every grid cell holds one value, its row-major position / 10."""
+  cell = size // grid
+  positions = np.arange(grid * grid, dtype=np.float32).reshape(grid, grid) / 10
+  values = np.kron(positions, np.ones((cell, cell), np.float32))
+  return jnp.asarray(np.repeat(values[..., None], 3, axis=-1))
+
+
+def test_the_permutation_set_is_fixed_distinct_and_far_apart():
+  perms = transforms.permutation_set(100)
+  assert perms.shape == (100, 9) and perms is transforms.permutation_set(100)  # made once
+  assert all(sorted(p) == list(range(9)) for p in perms)
+  distances = (perms[:, None] != perms[None]).sum(-1) + 9 * np.eye(100, dtype=int)
+  assert distances.min() >= 6  # a uniform draw of 100 has pairs 2 apart
+  np.testing.assert_array_equal(transforms.permutation_set(10), perms[:10])  # greedy: a prefix
+  with pytest.raises(ValueError, match="holds 1 to 362880"):
+    transforms.permutation_set(0)
+
+
+def test_the_jigsaw_label_names_the_permutation_that_puts_the_tiles_back():
+  out = jax.jit(jax.vmap(transforms.parse("jigsaw:10")))(jnp.stack([cell_image(30)] * 64),
+                                                         keys(64))
+  assert out["image"].shape == (64, 9, 9, 9, 3)  # 9-pixel tiles of 10-pixel cells: gaps
+  perms = transforms.permutation_set(10)
+  np.testing.assert_array_equal(out["permutation"], perms[np.asarray(out["permutation_index"])])
+  assert len(set(np.asarray(out["permutation_index"]).tolist())) == 10
+  for pieces, permutation in zip(np.asarray(out["image"]), np.asarray(out["permutation"])):
+    back = np.empty_like(pieces)
+    back[permutation] = pieces  # tile i came from grid position permutation[i]
+    np.testing.assert_allclose(back, np.arange(9)[:, None, None, None] / 10
+                               * np.ones_like(back), atol=1e-6)
+
+
+def _window_of(cell, tile):
+  """Whether every channel of `tile` [t, t, 3] is a window of that channel of `cell`."""
+  t = tile.shape[0]
+  return all(any(np.array_equal(cell[r:r + t, c:c + t, ch], tile[..., ch])
+                 for r in range(cell.shape[0] - t + 1) for c in range(cell.shape[1] - t + 1))
+             for ch in range(3))
+
+
+def test_jigsaw_tiles_are_jittered_squares_of_their_cells_some_grey():
+  x = np.asarray(image(24))
+  out = jax.jit(jax.vmap(lambda k: transforms.jigsaw(jnp.asarray(x), k)))(keys(8))
+  assert out["image"].shape == (8, 9, 7, 7, 3)  # 7-pixel tiles of 8-pixel cells
+  grey = 0
+  for pieces, permutation in zip(np.asarray(out["image"]), np.asarray(out["permutation"])):
+    for tile, position in zip(pieces, permutation):
+      row, column = divmod(int(position), 3)
+      cell = x[8 * row:8 * row + 8, 8 * column:8 * column + 8]
+      if np.array_equal(tile[..., 0], tile[..., 1]):  # grey: the cell's luma somewhere
+        grey += 1
+        continue
+      assert _window_of(cell, tile)
+  assert 5 < grey < 45  # 30% of 72 tiles
+
+
+def test_the_neighbour_label_names_the_patch_offset_from_the_centre():
+  out = jax.jit(jax.vmap(transforms.relative_position))(jnp.stack([cell_image(27)] * 128),
+                                                        keys(128))
+  assert out["image"].shape == (128, 2, 6, 6, 3)  # 6-pixel patches of 9-pixel cells
+  labels = np.asarray(out["neighbour"])
+  assert np.bincount(labels, minlength=8).min() > 5  # about 16 each
+  for (centre, patch), label in zip(np.asarray(out["image"]), labels):
+    np.testing.assert_allclose(centre, 0.4, atol=1e-6)  # grid position 4
+    row, column = divmod(transforms.NEIGHBOURS[label], 3)
+    assert (row - 1, column - 1) == [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1),
+                                     (1, 0), (1, 1)][label]
+    np.testing.assert_allclose(patch, (3 * row + column) / 10, atol=1e-6)
+
+
 def test_lab_splits_lightness_from_colour():
   colours = jnp.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
   lab = transforms.rgb_to_lab(colours)

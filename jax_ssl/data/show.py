@@ -8,9 +8,12 @@ One row per training image (spread evenly over the config's training split),
 one column per view: first the image itself, scaled to fit its cell, then
 every view `pipeline` makes of it for pretraining, with the same ops, group
 by group in `config.data.views` ('view1' and 'view2' for two-view methods;
-the global then the local crops for SwAV's multi-crop), before any view
-transform. A cell is the view size times the smallest whole factor that
-reaches 96 pixels; each view is enlarged by the largest whole factor that
+the global then the local crops for SwAV's multi-crop), after the group's
+view transform, one column per part it makes (RotNet's 4 rotations, Jigsaw's
+9 tiles in their shuffled order), each with its integer targets written on it
+(a rotation's index, a tile's grid position, and on the last part the
+permutation's or the neighbour's index). A cell is the view size times the
+smallest whole factor that reaches 96 pixels; each view is enlarged by the largest whole factor that
 fits its cell, with nearest-neighbour sampling so every view pixel stays a
 sharp square (local crops, being smaller, get a larger factor and fill about
 as much of their cell as the global crops). Column names are written above
@@ -22,11 +25,12 @@ import os
 import sys
 
 from absl import flags
+import jax
 from ml_collections import config_flags
 import numpy as np
 import tensorflow as tf
 
-from jax_ssl.data import pipeline, sources
+from jax_ssl.data import pipeline, sources, views as views_lib
 
 MIN_CELL = 96      # the smallest cell side, in pixels
 GAP = 4            # pixels between cells and around the grid
@@ -45,6 +49,11 @@ _FONT = {
     '3': '##. ..# .#. ..# ##.', '4': '#.# #.# ### ..# ..#', '5': '### #.. ##. ..# ##.',
     '6': '.## #.. ### #.# ###', '7': '### ..# .#. .#. .#.', '8': '### #.# ### #.# ###',
     '9': '### #.# ### ..# ##.', ' ': '... ... ... ... ...',
+    'D': '##. #.# #.# #.# ##.', 'F': '### #.. ##. #.. #..', 'H': '#.# #.# ### #.# #.#',
+    'J': '..# ..# ..# #.# .#.', 'K': '#.# #.# ##. #.# #.#', 'M': '#.# ### ### #.# #.#',
+    'P': '##. #.# ##. #.. #..', 'Q': '.#. #.# #.# ##. .##', 'S': '.## #.. .#. ..# ##.',
+    'T': '### .#. .#. .#. .#.', 'U': '#.# #.# #.# #.# ###', 'X': '#.# #.# .#. #.# #.#',
+    'Y': '#.# #.# .#. .#. .#.', 'Z': '### ..# .#. #.. ###', '_': '... ... ... ... ###',
 }
 
 
@@ -106,8 +115,44 @@ def _columns(views):
     if value.ndim == 3:
       columns.append((name, value))
     else:
+      value = value.reshape((-1,) + value.shape[-3:])
       columns.extend((f'{name} {i + 1}', v) for i, v in enumerate(value))
   return columns
+
+
+def _transformed(groups, views, seed, row):
+  """The views after their groups' view transforms, and the text to write on each column:
+  a transform's integer targets, one per part on each part (a tile's grid position, a
+  rotation's index), a single one on the group's last column (a permutation's index, a
+  neighbour's position)."""
+  out, texts = {}, []
+  for group in groups:
+    value = np.asarray(views[group.name], np.float32)
+    if not group.transform:
+      out[group.name] = value
+      texts += [''] * (1 if value.ndim == 3 else len(value))
+      continue
+    from jax_ssl.data import transforms  # noqa: PLC0415  (JAX only for view transforms)
+    fn = jax.jit(transforms.parse(group.transform))
+    each = value[None] if value.ndim == 3 else value
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), row), len(each))
+    for view, key in zip(each, keys):
+      result = jax.device_get(fn(view, key))
+      parts = result.pop('image')
+      parts = parts[None] if parts.ndim == 3 else parts
+      labels = [[] for _ in parts]
+      for target in result.values():
+        if not np.issubdtype(target.dtype, np.integer):
+          continue
+        if target.shape == (len(parts),):
+          for part, number in zip(labels, target):
+            part.append(str(number))
+        elif target.ndim == 0:
+          labels[-1].append(str(target))
+      out.setdefault(group.name, []).extend(parts)
+      texts += [' '.join(label) for label in labels]
+  return {name: np.stack(value) if isinstance(value, list) else value
+          for name, value in out.items()}, texts
 
 
 def _examples(source, count):
@@ -125,6 +170,7 @@ def render(config, num_images=6, seed=0):
   pipeline.check_data_config(data_config)
   source = sources.make_source(data_config)
   make_views = pipeline._views_of(data_config)  # pylint: disable=protected-access
+  groups = views_lib.view_groups(data_config)
   key = tf.constant([seed, 0], tf.int64)
   cell = cell_size(data_config)
   rows, names = [], None
@@ -135,12 +181,14 @@ def render(config, num_images=6, seed=0):
       views = make_views(example, tf.random.experimental.stateless_fold_in(key, len(rows)))
     except tf.errors.InvalidArgumentError:  # a corrupt file: take the next one
       continue
+    views, texts = _transformed(groups, views, seed, len(rows))
     columns = _columns(views)
     names = ['original'] + [name for name, _ in columns]
     row = [fit_to_cell(image, cell)]
-    for _, view in columns:
+    for (_, view), text in zip(columns, texts):
       view = np.round(np.clip(view, 0, 1) * 255).astype(np.uint8)
       row.append(fit_to_cell(view, cell))
+      draw_text(row[-1], text, 1, 1)
     rows.append(row)
     if len(rows) == num_images:
       break

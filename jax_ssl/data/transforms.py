@@ -7,6 +7,8 @@ each target is stored beside it as `batch[f'{group}_{target}']`. They run in the
 step on every augmentation path (host, device, resident), one example at a time, with keys
 drawn from (seed, step, the example's position in the global batch).
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,6 +41,121 @@ def tiles(image, key, grid=3):
   pieces = pieces.reshape(grid * grid, side, side, 3)
   permutation = jax.random.permutation(key, grid * grid).astype(jnp.int32)
   return {"image": pieces[permutation], "permutation": permutation}
+
+
+# Jigsaw (Noroozi & Favaro 2016): each tile is a random square of its grid cell, the paper's
+# 64 pixels of 75, which leaves a random gap between neighbouring tiles; each tile's colour
+# channels are cut up to 2 pixels per 64 of tile apart at random (none below 16-pixel
+# tiles) and a tile is grey with this probability, so chromatic aberration and colour
+# continuity do not give the arrangement away.
+JIGSAW_TILE_FRACTION = 64 / 75
+CHANNEL_JITTER_FRACTION = 2 / 64
+JIGSAW_GRAYSCALE_PROB = 0.3
+
+
+def _all_permutations(n):
+  """Every permutation of range(n), [n!, n] int8, in lexicographic order."""
+  if n == 1:
+    return np.zeros((1, 1), np.int8)
+  rest = _all_permutations(n - 1)
+  blocks = []
+  for first in range(n):
+    others = np.delete(np.arange(n, dtype=np.int8), first)
+    blocks.append(np.concatenate([np.full((len(rest), 1), first, np.int8), others[rest]], 1))
+  return np.concatenate(blocks)
+
+
+@functools.lru_cache(maxsize=None)
+def permutation_set(count, parts=9, seed=0):
+  """`count` permutations of `parts` tiles far apart in Hamming distance, [count, parts].
+
+  Greedy, as the Jigsaw paper: the first is drawn from `seed`, then each next one is the
+  permutation (of all parts! of them) whose distance to the nearest chosen one is largest,
+  ties to the first in lexicographic order. Deterministic: every process makes the same set.
+  """
+  every = _all_permutations(parts)
+  if not 1 <= count <= len(every):
+    raise ValueError(f"a permutation set of {parts} tiles holds 1 to {len(every)}; got {count}")
+  by_position = np.ascontiguousarray(every.T)  # [parts, n!]: one fast pass per position
+  chosen = [int(np.random.default_rng(seed).integers(len(every)))]
+  nearest = np.full(len(every), parts, np.int8)
+  for _ in range(count - 1):
+    distance = np.zeros(len(every), np.int8)
+    for position, value in enumerate(every[chosen[-1]]):
+      distance += by_position[position] != value
+    nearest = np.minimum(nearest, distance)
+    chosen.append(int(np.argmax(nearest)))
+  return every[chosen].astype(np.int32)
+
+
+def _cell_tiles(image, key, grid, tile, jitter=None):
+  """A tile x tile square of each cell of a grid x grid grid, [grid^2, t, t, C], anywhere in
+  the cell or, with `jitter`, up to that many pixels off the cell's centre; each colour
+  channel shifted by up to CHANNEL_JITTER_FRACTION of the tile further, within the cell."""
+  cell = image.shape[0] // grid
+  room = cell - tile
+  corner_key, channel_key = jax.random.split(key)
+  low, high = (0, room) if jitter is None else (room // 2 - jitter, room // 2 + jitter)
+  corners = jnp.clip(jax.random.randint(corner_key, [grid * grid, 1, 2], low, high + 1), 0, room)
+  apart = round(tile * CHANNEL_JITTER_FRACTION)
+  shifts = jax.random.randint(channel_key, [grid * grid, image.shape[-1], 2], -apart, apart + 1)
+  starts = jnp.clip(corners + shifts, 0, room)  # [cells, channels, 2] within each cell
+  origins = jnp.stack(jnp.divmod(jnp.arange(grid * grid), grid), axis=-1) * cell
+
+  def cut(origin, start, channel):
+    top, left = origin + start
+    return jax.lax.dynamic_slice(image[..., channel], (top, left), (tile, tile))
+
+  channels = jnp.arange(image.shape[-1])
+  per_channel = jax.vmap(lambda o, s: jax.vmap(lambda st, c: cut(o, st, c))(s, channels))
+  return jnp.moveaxis(per_channel(origins, starts), 1, -1)
+
+
+def _greyed(pieces, key):
+  """Each of the pieces [n, t, t, 3] grey with probability JIGSAW_GRAYSCALE_PROB."""
+  grey = jax.random.bernoulli(key, JIGSAW_GRAYSCALE_PROB, [pieces.shape[0], 1, 1, 1])
+  luma = pieces @ jnp.array([0.299, 0.587, 0.114], pieces.dtype)
+  return jnp.where(grey, luma[..., None], pieces)
+
+
+def jigsaw(image, key, permutations=100, grid=3):
+  """Jigsaw's puzzle: grid x grid tiles [grid^2, t, t, 3] with gaps and jitter between them,
+  placed in the order of one of `permutation_set(permutations)`, and its index there.
+
+  `permutation[i]` is the grid position (row-major) of tile i, as `tiles` gives it;
+  'permutation_index' is the class to predict.
+  """
+  order = jnp.asarray(permutation_set(permutations, grid * grid))
+  tile_key, class_key, grey_key = jax.random.split(key, 3)
+  cell = image.shape[0] // grid
+  tile = max(1, min(cell - 1, round(cell * JIGSAW_TILE_FRACTION)))
+  pieces = _cell_tiles(image, tile_key, grid, tile)
+  index = jax.random.randint(class_key, [], 0, permutations)
+  pieces = pieces[order[index]]
+  return {"image": _greyed(pieces, grey_key), "permutation": order[index],
+          "permutation_index": index}
+
+
+# Relative position (Doersch, Gupta & Efros 2015): patches of 96 pixels with gaps of 48
+# and up to 7 pixels of jitter: each patch is 2/3 of its 144-pixel cell, off its centre by
+# up to 7/144 of the cell (at least a pixel).
+NEIGHBOUR_TILE_FRACTION = 2 / 3
+NEIGHBOUR_JITTER_FRACTION = 7 / 144
+NEIGHBOURS = (0, 1, 2, 3, 5, 6, 7, 8)  # the grid positions around the centre, row-major
+
+
+def relative_position(image, key):
+  """The centre patch of a 3 x 3 grid and one of its 8 neighbours, [2, t, t, 3], with a gap
+  and jitter between them, and the neighbour's index in NEIGHBOURS (0 top-left ... 7
+  bottom-right)."""
+  tile_key, class_key, grey_key = jax.random.split(key, 3)
+  cell = image.shape[0] // 3
+  tile = max(1, min(cell - 1, round(cell * NEIGHBOUR_TILE_FRACTION)))
+  jitter = max(1, round(cell * NEIGHBOUR_JITTER_FRACTION))
+  pieces = _cell_tiles(image, tile_key, 3, tile, jitter)
+  index = jax.random.randint(class_key, [], 0, len(NEIGHBOURS))
+  pair = _greyed(pieces[jnp.stack([4, jnp.asarray(NEIGHBOURS)[index]])], grey_key)
+  return {"image": pair, "neighbour": index}
 
 
 def _linear_rgb(rgb):
@@ -88,6 +205,8 @@ TRANSFORMS = {
     "rotate": (rotate, None, None),
     "rotations": (rotations, None, None),
     "tiles": (tiles, int, 3),
+    "jigsaw": (jigsaw, int, 100),
+    "relative_position": (relative_position, None, None),
     "lab": (lab, None, None),
     "mask": (mask, float, 0.25),
 }

@@ -69,6 +69,13 @@ def multicrop_views():
          "local": views.group(count=6, size=96, crop_area_min=0.05, crop_area_max=0.14)})
 
 
+def digits_multicrop(c):
+  """The tiny configs' multi-crop on 28-pixel digits: 2 x 28 + 2 x 14 pixels, local crops
+  from 15-40% of the area (a smaller crop of a digit is a stroke fragment)."""
+  c.data.views["global"].count = 2
+  c.data.views.local.update(count=2, size=14, crop_area_min=0.15, crop_area_max=0.4)
+
+
 def tiny(c):
   c.swav.update(proj_hidden_dims=(64,), proj_dim=32, num_prototypes=30, queue_size=0)
   c.data.views.local.update(count=min(c.data.views.local.count, 2), size=16)

