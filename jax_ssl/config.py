@@ -80,7 +80,7 @@ def base_config(method=None):
   ))
 
   c.optim = ml_collections.ConfigDict(dict(
-      name="lars",               # lars | larc (SGD in apex's LARC, SwAV's) | sgd | adamw
+      name="lars",               # lars | larc (SGD inside apex's LARC) | sgd | adamw
       base_lr=0.3,
       lr_scaling="linear",       # linear: base_lr * B / base_batch_size; sqrt: base_lr * sqrt(B)
       base_batch_size=256,
@@ -88,7 +88,7 @@ def base_config(method=None):
       final_lr_fraction=0.0,     # the cosine ends at this fraction of the peak
       weight_decay=1e-6,
       # Biases and BN parameters take no weight decay, and no LARS/LARC adaptation; False:
-      # every parameter does, as some official recipes do (SwAV, MoCo v2, SimSiam).
+      # every parameter does, as some official recipes do.
       exclude_from_decay=True,
       exclude_from_trust_ratio=True,
       momentum=0.9,
