@@ -113,9 +113,11 @@ def test_a_memory_bank_is_sharded_by_rows_updated_by_index_and_the_same_on_1_and
   np.testing.assert_array_equal(changed, seen)
   np.testing.assert_allclose(np.linalg.norm(np.asarray(bank), axis=1), 1.0, rtol=1e-5)
 
+  # The same bank on one device, to the rounding that 8 devices' other reduction order
+  # leaves in the parameters after two steps (up to 2.1e-6 seen with jax 0.12).
   _, one = _steps(config, parallel.make_mesh(jax.devices()[:1]), batches)
   np.testing.assert_allclose(np.asarray(one["method_state"]["bank"]), np.asarray(bank),
-                             atol=2e-6)
+                             atol=1e-5)
 
 
 def _checkpointed_state(workdir, step):
