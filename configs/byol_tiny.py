@@ -16,8 +16,8 @@ or 5e-4, with BYOL's or SimCLR's augmentations). SGD with weight decay 5e-4,
 the usual small-dataset recipe for non-contrastive methods, learns.
 
 Expected: linear_top1 0.832 and knn_top1 0.798 against the random-init
-encoder's 0.759 and 0.750, in 2 minutes 47 seconds on 2 CPU cores shared with other work
-(measured with this file, 2026-12-04; README.md has the table).
+encoder's 0.759 and 0.750, in 1 minute 46 seconds on 2 CPU cores (measured with this
+file, 2026-12-04; README.md has the table).
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 

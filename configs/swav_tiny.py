@@ -16,8 +16,8 @@ the encoder barely learned in 15 epochs; 0.02 gives sharper codes (entropy
 below 1 by epoch 12) and learns.
 
 Expected: linear_top1 0.857 and knn_top1 0.801 against the random-init
-encoder's 0.759 and 0.750, in 3 minutes 34 seconds on 2 CPU cores shared with other work
-(measured with this file, 2026-12-04; README.md has the table).
+encoder's 0.759 and 0.750, in 2 minutes 32 seconds on 2 CPU cores (measured with this
+file, 2026-12-04; README.md has the table).
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 from jax_ssl.methods.swav import digits_multicrop
