@@ -327,8 +327,6 @@ def _validate_optim(o):
   require(o.base_lr > 0, "config.optim.base_lr", o.base_lr, "> 0")
   for name in ("warmup_start_fraction", "final_lr_fraction"):
     require(0 <= o[name] <= 1, f"config.optim.{name}", o[name], "in [0, 1]")
-  for name in ("exclude_from_decay", "exclude_from_trust_ratio"):
-    require(isinstance(o[name], bool), f"config.optim.{name}", o[name], "True or False")
   require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
 
 
