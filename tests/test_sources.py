@@ -369,3 +369,29 @@ def test_random_resized_crop_upscales_images_smaller_than_the_crop():
   # A smooth upscale of the crop: small steps between neighbouring pixels (bicubic may
   # overshoot the crop's range by a little).
   assert np.abs(np.diff(out, axis=1)).max() < 0.1 and np.unique(out[..., 1]).size > 16
+
+
+def test_colour_digits_are_balanced_rgb_and_colour_varies_within_every_class():
+  source = make_source(data_config('builtin:colour_digits'))
+  assert (source.num_classes, source.num_train, source.num_test) == (10, 4000, 1000)
+  for split, per_class in (('train', 400), ('test', 100)):
+    images, labels = source.arrays(split)
+    assert images.shape[1:] == (32, 32, 3) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [per_class] * 10
+    for label in range(10):
+      of_class = images[labels == label].astype(np.float32)
+      # Colour: channels differ within images, and mean colours spread across the class.
+      assert np.abs(of_class[..., 0] - of_class[..., 2]).mean() > 10
+      assert of_class.mean((1, 2)).std(0).min() > 20
+      # Position: the class's images do not share one place for the digit.
+      assert of_class.std(0).mean() > 40
+
+
+def test_colour_digits_are_the_same_for_the_same_seed():
+  from jax_ssl.data import builtin  # noqa: PLC0415
+  pixels, _ = builtin.mnist_digits()
+  photos = builtin.photographs()
+  make = lambda seed: np.stack([builtin.colour_digit(p, photos, np.random.default_rng(seed))
+                                for p in pixels[:20]])
+  np.testing.assert_array_equal(make(3), make(3))
+  assert not np.array_equal(make(3), make(4))

