@@ -220,6 +220,7 @@ def print_summary(results, workdir, seconds, exported):
       baseline = results.get(f"baseline_{key}")
       against = f"   (random init {baseline:.3f})" if baseline is not None else ""
       lines.append(f"  {key:<14} {results[key]:.3f}{against}")
+  lines += little_gain_warning(results)
   absolute = workdir if "://" in workdir else os.path.abspath(workdir)
   if exported:
     export = os.path.join(absolute, "export")
@@ -227,3 +228,26 @@ def print_summary(results, workdir, seconds, exported):
   lines.append(f"  metrics        {os.path.join(absolute, 'metrics.jsonl')}  (TensorBoard: "
                f"tensorboard --logdir {os.path.join(absolute, 'tensorboard')})")
   print_line("\n".join(lines))
+
+
+MIN_GAIN_POINTS = 2.0
+
+
+def little_gain_warning(results):
+  """Lines that warn when pretraining gained under MIN_GAIN_POINTS of linear top-1 over the
+  random-init encoder, with the usual causes; none when it gained more or had no baseline."""
+  if "linear_top1" not in results or "baseline_linear_top1" not in results:
+    return []
+  gain = 100 * (results["linear_top1"] - results["baseline_linear_top1"])
+  if gain >= MIN_GAIN_POINTS:
+    return []
+  epochs = f" ({results['epoch']:.3g} epochs)" if "epoch" in results else ""
+  return [
+      f"  warning: pretraining gained {gain:+.1f} points of linear top-1 over the random-init "
+      "encoder; likely causes:",
+      f"    - too few steps{epochs}: raise config.train.num_steps (or num_epochs)",
+      "    - an augmentation that leaves a shortcut: colour or background tells images apart "
+      "without their content; keep config.data.augment.color_strength at 1.0 with "
+      "grayscale_prob > 0, and crops that can cut the background away",
+      "    - a learning rate far from the method's: try config.optim.base_lr x 0.3 and x 3",
+  ]

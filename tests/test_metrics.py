@@ -48,3 +48,16 @@ def test_summary_sets_pretrained_against_random_init(capsys, tmp_path):
   assert lines[:3] == ["done in 2m05s", "  linear_top1    0.934   (random init 0.759)",
                        "  knn_top1       0.868   (random init 0.750)"]
   assert f"{tmp_path}/export" in lines[3] and f"{tmp_path}/metrics.jsonl" in lines[4]
+  assert "warning" not in "".join(lines)
+
+
+def test_summary_warns_when_pretraining_gained_under_two_points(capsys, tmp_path):
+  results = {"linear_top1": 0.135, "baseline_linear_top1": 0.121, "knn_top1": 0.13,
+             "baseline_knn_top1": 0.12, "epoch": 14.9}
+  metrics.print_summary(results, str(tmp_path), 125.0, exported=True)
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[3].startswith("  warning: pretraining gained +1.4 points of linear top-1")
+  causes = " ".join(lines[4:7])
+  assert "too few steps (14.9 epochs)" in causes and "config.train.num_steps" in causes
+  assert "shortcut" in causes and "color_strength" in causes
+  assert f"{tmp_path}/export" in lines[7]
