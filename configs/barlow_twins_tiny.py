@@ -20,7 +20,6 @@ def get_config(arg=None):
   check_variant(arg)
   c = base_config("barlow_twins")
   use_tiny_digits(c)
-  c.data.augment.color_strength = 1.0  # BYOL's jitter at full strength, not the digits' 0.5
   c.barlow_twins.proj_hidden_dims = (256, 256)
   c.barlow_twins.proj_dim = 256
   c.optim.name = "lars"

@@ -26,7 +26,6 @@ def get_config(arg=None):
   check_variant(arg)
   c = base_config("byol")
   use_tiny_digits(c)
-  c.data.augment.color_strength = 1.0  # BYOL's jitter at full strength, not the digits' 0.5
   c.byol.tau_base = 0.99
   c.byol.proj_hidden_dims = (256,)
   c.byol.pred_hidden_dims = (256,)

@@ -30,7 +30,7 @@ def get_config(arg=None):
   check_variant(arg)
   c = base_config("jigsaw")
   use_tiny_digits(c)
-  c.train.num_epochs = 8
+  c.train.num_steps = 500
   c.data.views.puzzle.update(size=42, transform="jigsaw:100")
   c.jigsaw.update(part_dim=64, head_hidden_dims=(256,))
   use_sgd(c, base_lr=0.4)

@@ -23,6 +23,6 @@ def get_config(arg=None):
   check_variant(arg)
   c = base_config("rotnet")
   use_tiny_digits(c)
-  c.train.num_epochs = 8
+  c.train.num_steps = 500
   use_sgd(c, base_lr=0.4)
   return c

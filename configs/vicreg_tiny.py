@@ -19,7 +19,6 @@ def get_config(arg=None):
   check_variant(arg)
   c = base_config("vicreg")
   use_tiny_digits(c)
-  c.data.augment.color_strength = 1.0  # BYOL's jitter at full strength, not the digits' 0.5
   c.vicreg.proj_hidden_dims = (256, 256)
   c.vicreg.proj_dim = 256
   c.optim.name = "lars"

@@ -12,16 +12,24 @@ from jax_ssl import optim, parallel, preemption, probe, step as step_lib
 
 
 def schedule_lengths(config, num_train):
-  """Steps per epoch, total steps of the full run, warm-up steps, and the last step to run."""
-  batch = config.train.batch_size
-  steps_per_epoch = num_train // batch
+  """Steps per epoch, total steps of the full run, warm-up steps, and the last step to run.
+
+  The run is `train.num_steps` long when set (the same on a folder of 1,000 images as on
+  ImageNet), else `train.num_epochs` epochs; likewise its warm-up."""
+  t = config.train
+  steps_per_epoch = num_train // t.batch_size
   if steps_per_epoch == 0:
-    raise ValueError(f"config.train.batch_size={batch} is larger than the training split "
-                     f"of {config.data.source} ({num_train} examples)")
-  total = config.train.num_epochs * steps_per_epoch
-  warmup = int(config.train.warmup_epochs * steps_per_epoch)
-  last = min(total, config.train.max_steps) if config.train.max_steps else total
+    raise ValueError(f"config.train.batch_size={t.batch_size} is larger than the training "
+                     f"split of {config.data.source} ({num_train} examples)")
+  total = t.num_steps or t.num_epochs * steps_per_epoch
+  warmup = min(t.warmup_steps or int(t.warmup_epochs * steps_per_epoch), total)
+  last = min(total, t.max_steps) if t.max_steps else total
   return steps_per_epoch, total, warmup, last
+
+
+def eval_interval(config, steps_per_epoch):
+  """Steps between evaluations during training; 0: only at the end."""
+  return config.eval.every_steps or int(config.eval.every_epochs * steps_per_epoch)
 
 
 def device_prefetch(batches, mesh, size=2):
@@ -95,7 +103,8 @@ def train_and_evaluate(config, workdir):
   writer = metrics.MetricWriter(workdir)
   encoder_of = step_lib.make_encoder(encoder)
   metrics.print_line(f"{config.method} on {config.data.source}: {last_step} steps "
-                     f"({steps_per_epoch} per epoch), peak lr {peak_lr:.4g}, "
+                     f"({last_step / steps_per_epoch:.3g} epochs of {steps_per_epoch}), "
+                     f"peak lr {peak_lr:.4g}, "
                      f"{jax.device_count()} device(s), augmentation on the {augment_path} path")
   if restored is not None:
     metrics.print_line(f"resuming from the checkpoint of step {start_step} of {last_step}")
@@ -140,7 +149,7 @@ def train_and_evaluate(config, workdir):
   if start_step == 0 and config.eval.baseline:
     final.update(run_evaluation(0, prefix="baseline_"))
   progress = metrics.Progress(last_step, config.train.batch_size, start_step)
-  eval_every = config.eval.every_epochs * steps_per_epoch
+  eval_every = eval_interval(config, steps_per_epoch)
   # With skipping on, a non-finite loss is expected; non-finite parameters never are.
   skipping = config.train.skip_nonfinite_steps
   check_finite = functools.partial(_check_finite, manager=manager, keys=(

@@ -13,7 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from conftest import device_count_flags
-from jax_ssl import checkpoint, config as config_lib, export, metrics, train
+from jax_ssl import checkpoint, config as config_lib, export, metrics, optim, train
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -147,3 +147,17 @@ def test_checkpoint_manager_clears_an_unfinished_checkpoint_before_it_returns(tm
   manager.wait_until_finished()
   assert manager.all_steps() == [1]
   manager.close()
+
+
+@pytest.mark.parametrize("num_train", [1_100, 4_000, 1_281_167])
+def test_a_step_budget_is_the_same_on_any_dataset_and_the_schedule_ends_there(num_train):
+  c = tiny_config("builtin:mnist", batch_size=64, num_steps=930, warmup_steps=60, max_steps=0)
+  steps_per_epoch, total, warmup, last = train.schedule_lengths(c, num_train)
+  assert (total, warmup, last) == (930, 60, 930)
+  assert steps_per_epoch == num_train // 64
+  schedule = optim.warmup_cosine(1.0, warmup, total)
+  assert float(schedule(60)) == pytest.approx(1.0) and float(schedule(930)) == 0.0
+  c.train.update(num_steps=0, num_epochs=15, warmup_steps=0, warmup_epochs=1)
+  assert train.schedule_lengths(c, num_train)[1:3] == (15 * steps_per_epoch, steps_per_epoch)
+  c.eval.every_steps = 100
+  assert train.eval_interval(c, steps_per_epoch) == 100
