@@ -24,7 +24,11 @@ concatenated is higher than the other tiny configs' 0.759. Tried and not kept: e
 painted between two random colours (the embedding's std fell from 0.03 to 0.01 within 6
 epochs; stopped), each view painted from black to a random colour (0.02 after 5 epochs;
 stopped), and that with lr 0.48 x batch/256 and temperature 0.1 (linear_top1 0.690,
-knn_top1 0.595). The ResNet-50 recipe is configs/cmc_r50.py.
+knn_top1 0.595). Yet a scikit-learn logistic regression on this run's exported encoder
+(standardised features of the raw 28-pixel digits) gives 0.866 against 0.742 for a
+random-init encoder, and 0.869 against 0.742 from the L encoder alone: the encoders did
+learn; why the library's probe ranks them the other way is not resolved. The ResNet-50
+recipe is configs/cmc_r50.py.
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 
