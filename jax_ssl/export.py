@@ -11,7 +11,11 @@ writes <workdir>/export/ (also written at the end of every pretraining run):
                        input convention;
   encoder.safetensors  for backbone ResNets, a PyTorch state dict with torchvision's names and
                        layouts (conv1.weight [O, I, kh, kw], bn1.running_mean,
-                       layer1.0.conv1.weight, layer2.0.downsample.0.weight, ...).
+                       layer1.0.conv1.weight, layer2.0.downsample.0.weight, ...);
+  encoder.<part>.safetensors  for a method's own encoder, the same for each ResNet in it
+                       (its parameters' top-level entries named '*backbone': CMC's
+                       l_backbone with 1 input channel and ab_backbone with 2, CPC's
+                       patch encoder), listed in encoder.json's 'torch_state_dicts'.
 
 Loading the state dict into torchvision's resnet (ResNet-18/34/50/...; strict=False, since
 there is no `fc`) gives the same features; a `cifar_stem` encoder needs
@@ -71,15 +75,30 @@ def export_encoder(variables, config, workdir, step, encoder=None):
       "input": INPUT_CONVENTION,
       "torch_state_dict": TORCH_FILE if is_backbone else None,
   }
+  parts = {None: variables} if is_backbone else backbone_parts(variables)
   if not is_backbone:
     info["method_config"] = config[config.method].to_dict()
+    info["torch_state_dicts"] = {name: part_file(name) for name in parts}
   with tf.io.gfile.GFile(os.path.join(out, INFO_FILE), "w") as f:
     f.write(json.dumps(info, indent=2))
-  if is_backbone:
-    from safetensors.numpy import save  # noqa: PLC0415  (only the exporting process needs it)
-    with tf.io.gfile.GFile(os.path.join(out, TORCH_FILE), "wb") as f:
-      f.write(save(torch_state_dict(variables, step)))
+  from safetensors.numpy import save  # noqa: PLC0415  (only the exporting process needs it)
+  for name, part in parts.items():
+    with tf.io.gfile.GFile(os.path.join(out, part_file(name)), "wb") as f:
+      f.write(save(torch_state_dict(part, step)))
   return out
+
+
+def part_file(name):
+  """The state dict's file of the ResNet `name` of a method's encoder (None: the backbone)."""
+  return TORCH_FILE if name is None else TORCH_FILE.replace(".", f".{name}.", 1)
+
+
+def backbone_parts(variables):
+  """{name: variables} of the ResNets in a method's encoder: the top-level entries of its
+  parameters whose names end in 'backbone'."""
+  stats = variables.get("batch_stats", {})
+  return {name: {"params": params, "batch_stats": stats.get(name, {})}
+          for name, params in variables["params"].items() if name.endswith("backbone")}
 
 
 def encoder_module(info):

@@ -345,3 +345,80 @@ def pirl_loss(f, g, positives, negatives, *, temperature, normalizer=None, num_e
     return instance_nce(z, positives, negatives, temperature=temperature,
                         normalizer=normalizer, num_examples=num_examples, axis_name=axis_name)
   return weight * term(g) + (1.0 - weight) * term(f)
+
+
+# ------------------------------------------------------------------- CMC ----
+CMC_OBJECTIVES = ("core", "full_graph")
+
+
+def cmc_pairs(num_views, objective):
+  """The pairs of views (i, j), i < j, that CMC contrasts (Tian et al. 2020, section 3.3):
+  'core' pairs the first view with every other, L_C = sum_{j>1} L(V_1, V_j); 'full_graph'
+  pairs every two, L_F = sum_{i<j} L(V_i, V_j). With two views both are the one pair."""
+  if objective not in CMC_OBJECTIVES:
+    raise ValueError(f"CMC objective {objective!r} is unknown; expected one of {CMC_OBJECTIVES}")
+  if objective == "core":
+    return tuple((0, j) for j in range(1, num_views))
+  return tuple((i, j) for j in range(num_views) for i in range(j))
+
+
+def cmc_loss(features, positives, negatives, *, temperature, objective="core",
+             normalizers=None, num_examples=None, axis_name=None):
+  """CMC's loss (Tian et al. 2020, eqs. 2-3 and 5-6): over the objective's pairs of views,
+  L(V_i, V_j) = L(anchor V_i, bank of V_j) + L(anchor V_j, bank of V_i).
+
+  An anchor is this step's feature of one view of an image; it is scored against the
+  memory bank of the other view: its positive is that bank's row of the same image, its
+  negatives K rows of that bank (other images; the official code draws the same rows
+  for every view). With `normalizers` each term is NCE (`instance_nce`, the official
+  `NCECriterion`); without, the cross-entropy of the positive among the K + 1 rows
+  (`moco_infonce` with the rows as its queue, the official `NCESoftmaxLoss`).
+
+  Args:
+    features: M arrays `[n, d]`, this device's features of each view; normalised here.
+    positives: M arrays `[n, d]`, each view's bank rows of the batch's images.
+    negatives: M arrays `[K, d]`, each view's K noise rows, the same on every device.
+    objective: 'core' or 'full_graph' (`cmc_pairs`).
+    normalizers: `[M, M]`, Z of anchor view a against the bank of view b, or None.
+    num_examples: N, the bank's examples (NCE's noise distribution 1/N).
+  """
+  def contrast(anchor, bank):
+    if normalizers is None:
+      return moco_infonce(features[anchor], positives[bank], temperature=temperature,
+                          queue=negatives[bank], axis_name=axis_name)
+    return instance_nce(features[anchor], positives[bank], negatives[bank],
+                        temperature=temperature, normalizer=normalizers[anchor, bank],
+                        num_examples=num_examples, axis_name=axis_name)
+  return sum(contrast(i, j) + contrast(j, i) for i, j in cmc_pairs(len(features), objective))
+
+
+# ------------------------------------------------------------------- CPC ----
+def cpc_infonce(predictions, targets, *, axis_name=None):
+  """CPC's InfoNCE over patch grids (van den Oord et al. 2018, eq. 4; Henaff et al. 2020,
+  eq. 2): the mean over the global batch's predictions of -log p(the right patch).
+
+  The prediction W_k c_{i,j} of image b, for the patch k rows below, is scored by dot
+  product against every patch encoding of the global batch (the same image's other
+  patches and all of the other images'); its positive is z_{i+k,j} of image b.
+
+  Args:
+    predictions: this device's `[n, K, G, G, d]`: predictions[b, k-1, i, j] = W_k c_{i,j}
+      for k = 1..K; rows i >= G - k have no patch below them and are ignored.
+    targets: this device's patch encodings z `[n, G, G, d]`.
+    axis_name: mesh axis of the batch, or None on one device.
+  """
+  n, num_steps, grid = predictions.shape[:3]
+  dim = targets.shape[-1]
+  candidates = _gather(targets.astype(jnp.float32), axis_name).reshape(-1, dim)
+  first = _first_global_index(n, axis_name)
+  total, count = 0.0, 0
+  for k in range(1, min(num_steps, grid - 1) + 1):
+    queries = predictions[:, k - 1, :grid - k].astype(jnp.float32).reshape(-1, dim)
+    image, row, column = jnp.meshgrid(jnp.arange(n), jnp.arange(grid - k), jnp.arange(grid),
+                                      indexing="ij")
+    labels = (((first + image) * grid + row + k) * grid + column).reshape(-1)
+    logits = queries @ candidates.T
+    positive = jnp.take_along_axis(logits, labels[:, None], axis=1)[:, 0]
+    total += jnp.sum(jax.nn.logsumexp(logits, axis=1) - positive)
+    count += queries.shape[0]
+  return _global_sum(total, axis_name) / _global_sum(count, axis_name)

@@ -277,3 +277,99 @@ def test_npid_nce_and_pirl_sharded_equal_unsharded():
   pirl_infonce = functools.partial(losses.pirl_loss, temperature=0.1)
   _bank_sharded_equals_unsharded(pirl_infonce, (v, 2 * v, positives), (negatives,),
                                  argnums=(0, 1))
+
+
+# ------------------------------------------------------------- CMC and CPC ----
+def cmc_reference(features, positives, negatives, tau, pairs, normalizers=None,
+                  num_examples=None):
+  """CMC (Tian et al. 2020) eqs. 2-3 summed over `pairs` (eqs. 5-6): for each pair,
+  anchors of view i against view j's bank rows and anchors of view j against view i's,
+  each by the K + 1-way softmax (the official NCESoftmaxLoss) or, with Z, by NCE."""
+  def contrast(a, b):
+    rows = np.asarray(positives[b], np.float64), np.asarray(negatives[b], np.float64)
+    if normalizers is None:
+      return moco_reference(features[a], rows[0], tau, rows[1])
+    return npid_nce_reference(np.asarray(features[a]), *rows, tau, normalizers[a][b],
+                              num_examples)
+  return sum(contrast(i, j) + contrast(j, i) for i, j in pairs)
+
+
+def _cmc_case(seed, views=3, n=16, d=8, num_negatives=12):
+  """Features of `views` views, each view's bank rows near them, and noise rows."""
+  keys = jax.random.split(jax.random.key(seed), 3 * views)
+  features, positives, negatives = [], [], []
+  for v in range(views):
+    features.append(jax.random.normal(keys[3 * v], (n, d)))
+    positives.append(losses.l2_normalize(features[-1] + jax.random.normal(keys[3 * v + 1],
+                                                                          (n, d))))
+    negatives.append(losses.l2_normalize(jax.random.normal(keys[3 * v + 2],
+                                                           (num_negatives, d))))
+  return tuple(features), tuple(positives), tuple(negatives)
+
+
+@pytest.mark.parametrize("nce", [False, True])
+def test_cmc_core_view_and_full_graph_match_eqs_5_and_6(nce):
+  features, positives, negatives = _cmc_case(30)
+  normalizers = np.array([[0.0, 60.0, 70.0], [80.0, 0.0, 90.0], [65.0, 75.0, 0.0]])
+  extra = dict(normalizers=jnp.asarray(normalizers), num_examples=60) if nce else {}
+  reference = functools.partial(cmc_reference, features, positives, negatives, 0.07,
+                                normalizers=normalizers if nce else None, num_examples=60)
+  for objective, pairs in (("core", [(0, 1), (0, 2)]),
+                           ("full_graph", [(0, 1), (0, 2), (1, 2)])):
+    got = losses.cmc_loss(features, positives, negatives, temperature=0.07,
+                          objective=objective, **extra)
+    np.testing.assert_allclose(got, reference(pairs), rtol=1e-5)
+
+
+def test_cmc_core_view_and_full_graph_are_the_same_for_two_views():
+  two = [parts[:2] for parts in _cmc_case(31)]
+  core, full = (losses.cmc_loss(*two, temperature=0.1, objective=o)
+                for o in ("core", "full_graph"))
+  np.testing.assert_array_equal(core, full)
+  with pytest.raises(ValueError, match="'graph'"):
+    losses.cmc_pairs(2, "graph")
+
+
+def test_cmc_sharded_equals_unsharded():
+  features, positives, negatives = _cmc_case(32)
+  softmax = functools.partial(losses.cmc_loss, temperature=0.1, objective="full_graph")
+  _bank_sharded_equals_unsharded(softmax, (features, positives), (negatives,), argnums=0)
+  nce = functools.partial(losses.cmc_loss, temperature=0.1, objective="core",
+                          normalizers=jnp.full((3, 3), 70.0), num_examples=60)
+  _bank_sharded_equals_unsharded(nce, (features, positives), (negatives,), argnums=0)
+
+
+def cpc_reference(predictions, targets):
+  """CPC (van den Oord et al. 2018) eq. 4 over patch grids: for every image b, row i,
+  column j and step k with a patch k rows below, -log of the softmax of
+  z_{i+k,j}(b) . W_k c_{i,j}(b) among the products with every patch of the batch;
+  the mean over those predictions."""
+  predictions = np.asarray(predictions, np.float64)
+  targets = np.asarray(targets, np.float64)
+  n, num_steps, grid = predictions.shape[:3]
+  candidates = targets.reshape(-1, targets.shape[-1])
+  terms = []
+  for b in range(n):
+    for k in range(1, num_steps + 1):
+      for i in range(grid - k):
+        for j in range(grid):
+          scores = candidates @ predictions[b, k - 1, i, j]
+          positive = targets[b, i + k, j] @ predictions[b, k - 1, i, j]
+          terms.append(np.log(np.sum(np.exp(scores))) - positive)
+  return np.mean(terms)
+
+
+def _cpc_case(seed, n=16, steps=2, grid=3, d=8):
+  kp, kz = jax.random.split(jax.random.key(seed))
+  return (0.5 * jax.random.normal(kp, (n, steps, grid, grid, d)),
+          jax.random.normal(kz, (n, grid, grid, d)))
+
+
+def test_cpc_infonce_matches_eq_4_over_the_patch_grid():
+  predictions, targets = _cpc_case(40)
+  np.testing.assert_allclose(losses.cpc_infonce(predictions, targets),
+                             cpc_reference(predictions, targets), rtol=1e-5)
+
+
+def test_cpc_infonce_sharded_equals_unsharded():
+  _bank_sharded_equals_unsharded(losses.cpc_infonce, _cpc_case(41), (), argnums=(0, 1))

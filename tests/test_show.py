@@ -101,3 +101,25 @@ def test_a_view_transform_is_drawn_part_by_part_with_its_targets_written_on(tmp_
     # Elsewhere the part is the upright view turned k quarter turns.
     away = ~label & ~np.rot90(label, k)
     np.testing.assert_array_equal(drawn[away], np.rot90(upright, k)[away])
+
+
+def test_cmc_shows_l_and_ab_and_cpc_its_patch_grid(tmp_path):
+  out = tmp_path / 'cmc.png'
+  names = show.main(['show', '--config=configs/cmc_tiny.py', f'--out={out}', '--images=1'])
+  assert names == ['original', 'image 1', 'image_ab 1']
+  grid, size = read_png(out), 112
+  lightness, ab = cell(grid, 0, 1, size), cell(grid, 0, 2, size)
+  assert (lightness[..., 0] == lightness[..., 2]).all()  # L alone: grey
+  assert (ab.max(-1) - ab.min(-1)).max() > 40  # the strokes' tint, in colour
+
+  out = tmp_path / 'cpc.png'
+  names = show.main(['show', '--config=configs/cpc_tiny.py', f'--out={out}', '--images=1'])
+  assert names == ['original'] + [f'patches {i}' for i in range(1, 10)]
+  config = load_config('configs/cpc_tiny.py')
+  images, _ = sources.mnist_splits()['train']
+  view = views_of(config, images[0], 0)[0]  # 28 pixels: 14-pixel patches at stride 7
+  grid = read_png(out)
+  for position in range(9):
+    top, left = 7 * (position // 3), 7 * (position % 3)
+    np.testing.assert_array_equal(cell(grid, 0, position + 1, size),
+                                  show.enlarge(view[top:top + 14, left:left + 14], 8))

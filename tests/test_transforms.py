@@ -128,6 +128,42 @@ def test_lab_splits_lightness_from_colour():
   assert 0 <= out["image"].min() and out["image"].max() <= 1 and np.abs(out["ab"]).max() <= 1
 
 
+def test_tinted_lab_gives_grey_images_colour_and_ab_draws_back_as_its_hue():
+  grey = jnp.broadcast_to(jnp.linspace(0, 1, 12)[:, None, None], (12, 12, 3))
+  plain = transforms.lab(grey, None)
+  assert np.abs(plain["ab"]).max() < 1e-3  # a grey view's ab view holds nothing
+  out = transforms.parse("tinted_lab")(grey, jax.random.key(0))
+  assert out["image"].shape == (12, 12, 1) and np.abs(out["ab"][-1]).max() > 0.05
+  np.testing.assert_allclose(out["ab"][0], 0, atol=1e-3)  # black stays black
+  # Drawn at lightness 53.24, the ab of sRGB red is red again.
+  red = transforms.rgb_to_lab(jnp.array([1.0, 0.0, 0.0]))[1:] / 110
+  np.testing.assert_allclose(transforms.ab_as_rgb(red, 53.24), [1, 0, 0], atol=0.01)
+
+
+@pytest.mark.parametrize("size, grid, stride", [(32, 3, 8), (240, 7, 30), (30, 3, 7)])
+def test_the_patch_grid_overlaps_by_half_and_covers_the_view(size, grid, stride):
+  rows, columns = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+  where = np.stack([rows, columns, np.zeros_like(rows)], axis=-1).astype(np.float32)
+  patches = np.asarray(transforms.parse(f"patches:{grid}")(jnp.asarray(where), None)["image"])
+  assert patches.shape == (grid * grid, 2 * stride, 2 * stride, 3)
+  margin = (size - (grid + 1) * stride) // 2  # 30 pixels: 1 left over on the top and left
+  covered = np.zeros((size, size), int)
+  for position, patch in enumerate(patches):
+    top, left = patch[0, 0, :2]
+    assert (top, left) == (margin + stride * (position // grid),
+                           margin + stride * (position % grid))  # row-major
+    np.testing.assert_array_equal(patch, where[int(top):int(top) + 2 * stride,
+                                               int(left):int(left) + 2 * stride])
+    covered[int(top):int(top) + 2 * stride, int(left):int(left) + 2 * stride] += 1
+  inside = slice(margin, margin + (grid + 1) * stride)
+  assert (covered[inside, inside] >= 1).all() and covered.sum() == covered[inside, inside].sum()
+  # Neighbours share half a patch: pixels of the inner bands are in two patches per axis.
+  assert covered[margin + stride, margin] == 2 and covered[margin + stride, margin + stride] == 4
+  # Batched views give each view's grid.
+  batch = transforms.patch_grid(jnp.stack([jnp.asarray(where)] * 2), grid)
+  np.testing.assert_array_equal(batch[1], patches)
+
+
 def test_mask_greys_out_a_square_of_the_given_area_and_keeps_the_view_as_target():
   x = image(20)
   out = transforms.parse("mask:0.25")(x, jax.random.key(3))

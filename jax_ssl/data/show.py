@@ -12,7 +12,9 @@ the global then the local crops for SwAV's multi-crop), after the group's
 view transform, one column per part it makes (RotNet's 4 rotations, Jigsaw's
 9 tiles in their shuffled order), each with its integer targets written on it
 (a rotation's index, a tile's grid position, and on the last part the
-permutation's or the neighbour's index). A cell is the view size times the
+permutation's or the neighbour's index); a target that is an image of its
+own (CMC's ab channels, drawn as their colours) gets a column after its
+group's, and CPC's patches are parts. A cell is the view size times the
 smallest whole factor that reaches 96 pixels; each view is enlarged by the largest whole factor that
 fits its cell, with nearest-neighbour sampling so every view pixel stays a
 sharp square (local crops, being smaller, get a larger factor and fill about
@@ -151,6 +153,10 @@ def _transformed(groups, views, seed, row):
           labels[-1].append(str(target))
       out.setdefault(group.name, []).extend(parts)
       texts += [' '.join(label) for label in labels]
+      for name, draw in transforms.DRAWN_TARGETS.items():  # CMC's ab channels
+        if name in result:
+          out.setdefault(f'{group.name}_{name}', []).append(draw(result[name]))
+          texts.append('')
   return {name: np.stack(value) if isinstance(value, list) else value
           for name, value in out.items()}, texts
 

@@ -179,12 +179,70 @@ def rgb_to_lab(rgb):
   return jnp.stack([116 * y - 16, 500 * (x - y), 200 * (y - z)], axis=-1)
 
 
+def lab_channels(rgb):
+  """(L [..., 1] in [0, 1], ab [..., 2] scaled to about [-1, 1]) of sRGB in [0, 1]."""
+  converted = rgb_to_lab(rgb)
+  return converted[..., :1] / 100.0, converted[..., 1:] / 110.0
+
+
 def lab(image, key):
   """The view's L channel as the image, [S, S, 1] in [0, 1], and its ab channels as 'ab',
   [S, S, 2] scaled to about [-1, 1] (CMC's two views of one image, Tian et al. 2020)."""
   del key
-  converted = rgb_to_lab(image)
-  return {"image": converted[..., :1] / 100.0, "ab": converted[..., 1:] / 110.0}
+  lightness, ab = lab_channels(image)
+  return {"image": lightness, "ab": ab}
+
+
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+# The colour a grey view's white becomes in `tinted_lab`: a saturated orange, far from
+# grey in both a and b.
+TINT = np.array([1.0, 0.55, 0.1], np.float32)
+
+
+def tinted_lab(image, key):
+  """`lab` of the view's grey levels painted from black to TINT, for grey images: their
+  ab channels are 0 everywhere, so CMC's ab view would hold nothing; tinted, ab shows the
+  strokes as L does. One fixed colour: a random one per view would make the colour a
+  nuisance that each view's encoder must learn to ignore."""
+  grey = (image @ _LUMA)[..., None]
+  return lab(grey * TINT, key)
+
+
+# sRGB (D65) from CIE XYZ: the inverse of _RGB_TO_XYZ.
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ.astype(np.float64)).astype(np.float32)
+
+
+def ab_as_rgb(ab, lightness=60.0):
+  """The colours of CMC's ab view [..., 2] at one lightness, sRGB in [0, 1], to draw it."""
+  ab = np.asarray(ab, np.float32) * 110.0
+  y = (lightness + 16) / 116
+  cube_root = np.stack([y + ab[..., 0] / 500, np.full(ab.shape[:-1], y), y - ab[..., 1] / 200],
+                       axis=-1)
+  xyz = np.where(cube_root > 6 / 29, cube_root ** 3, 3 * (6 / 29) ** 2 * (cube_root - 4 / 29))
+  linear = np.clip((xyz * _WHITE) @ _XYZ_TO_RGB.T, 0, 1)
+  return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def patch_grid(image, grid):
+  """CPC's patches: a grid x grid grid of overlapping square patches of views [..., S, S, C]
+  -> [..., grid^2, p, p, C], row-major, each overlapping its neighbours by half (van den
+  Oord et al. 2018: 7 x 7 patches of 64 pixels at stride 32 of a 256-pixel image). The
+  stride is S // (grid + 1) and the patch twice it, so the patches cover the view; the
+  S mod (grid + 1) pixels left over are split between the two sides."""
+  size = image.shape[-3]
+  stride = size // (grid + 1)
+  side = 2 * stride
+  starts = [(size - (grid + 1) * stride) // 2 + stride * i for i in range(grid)]
+  return jnp.stack([image[..., top:top + side, left:left + side, :]
+                    for top in starts for left in starts], axis=-4)
+
+
+def patches(image, key, grid=7):
+  """The view cut into CPC's overlapping patch grid, [grid^2, p, p, 3] (`patch_grid`)."""
+  del key
+  return {"image": patch_grid(image, grid)}
 
 
 def mask(image, key, area=0.25):
@@ -200,6 +258,9 @@ def mask(image, key, area=0.25):
           "target": image}
 
 
+# Targets that are images of their own, and how to draw them as sRGB (data/show.py).
+DRAWN_TARGETS = {"ab": ab_as_rgb}
+
 # name -> (function, type of its argument or None, default argument)
 TRANSFORMS = {
     "rotate": (rotate, None, None),
@@ -208,6 +269,8 @@ TRANSFORMS = {
     "jigsaw": (jigsaw, int, 100),
     "relative_position": (relative_position, None, None),
     "lab": (lab, None, None),
+    "tinted_lab": (tinted_lab, None, None),
+    "patches": (patches, int, 7),
     "mask": (mask, float, 0.25),
 }
 
