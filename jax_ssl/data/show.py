@@ -4,21 +4,21 @@ r"""Draws the views a config's view groups make, as a PNG grid.
   python -m jax_ssl.data.show --config=configs/swav_tiny.py --out=views.png \
       --images=8 --config.data.augment.solarize_prob=0.5
 
-One row per training image (spread evenly over the config's training split),
-one column per view: first the image itself, scaled to fit its cell, then
-every view `pipeline` makes of it for pretraining, with the same ops, group
-by group in `config.data.views` ('view1' and 'view2' for two-view methods;
-the global then the local crops for SwAV's multi-crop), after the group's
-view transform, one column per part it makes (RotNet's 4 rotations, Jigsaw's
-9 tiles in their shuffled order), each with its integer targets written on it
-(a rotation's index, a tile's grid position, and on the last part the
-permutation's or the neighbour's index). A cell is the view size times the
-smallest whole factor that reaches 96 pixels; each view is enlarged by the largest whole factor that
-fits its cell, with nearest-neighbour sampling so every view pixel stays a
-sharp square (local crops, being smaller, get a larger factor and fill about
-as much of their cell as the global crops). Column names are written above
-the grid. Any config field can be overridden with --config.<field>=<value>,
-as with main.py.
+One row per training image (spread evenly over the config's training split), one column
+per view: first the image itself, scaled to fit its cell, then every view `pipeline`
+makes of it for pretraining, with the same ops, group by group in `config.data.views`
+('view1' and 'view2' for two-view methods; the global then the local crops for SwAV's
+multi-crop), after the group's view transform, one column per part it makes (RotNet's 4
+rotations, Jigsaw's 9 tiles in their shuffled order), each with its integer targets
+written on it (a rotation's index, a tile's grid position, and on the last part the
+permutation's or the neighbour's index) and the names of its other targets
+(colorization's 'ab' on the L channel it sees, inpainting's 'mask target' on the masked
+view). A cell is the view size times the smallest whole factor that reaches 96 pixels;
+each view is enlarged by the largest whole factor that fits its cell, with
+nearest-neighbour sampling so every view pixel stays a sharp square (local crops, being
+smaller, get a larger factor and fill about as much of their cell as the global crops).
+Column names are written above the grid. Any config field can be overridden with
+--config.<field>=<value>, as with main.py.
 """
 import math
 import os
@@ -124,7 +124,8 @@ def _transformed(groups, views, seed, row):
   """The views after their groups' view transforms, and the text to write on each column:
   a transform's integer targets, one per part on each part (a tile's grid position, a
   rotation's index), a single one on the group's last column (a permutation's index, a
-  neighbour's position)."""
+  neighbour's position), and there too the names of targets that are not integers (an
+  image, a mask)."""
   out, texts = {}, []
   for group in groups:
     value = np.asarray(views[group.name], np.float32)
@@ -141,8 +142,9 @@ def _transformed(groups, views, seed, row):
       parts = result.pop('image')
       parts = parts[None] if parts.ndim == 3 else parts
       labels = [[] for _ in parts]
-      for target in result.values():
-        if not np.issubdtype(target.dtype, np.integer):
+      for name, target in result.items():
+        if not np.issubdtype(target.dtype, np.integer):  # an image-like target: its name
+          labels[-1].append(name)
           continue
         if target.shape == (len(parts),):
           for part, number in zip(labels, target):
@@ -151,6 +153,8 @@ def _transformed(groups, views, seed, row):
           labels[-1].append(str(target))
       out.setdefault(group.name, []).extend(parts)
       texts += [' '.join(label) for label in labels]
+    if value.ndim == 3 and len(out[group.name]) == 1:  # one view, one image: named as is
+      out[group.name] = out[group.name][0]
   return {name: np.stack(value) if isinstance(value, list) else value
           for name, value in out.items()}, texts
 
