@@ -9,7 +9,7 @@ dimensions and clustered into 100 clusters (10 iterations); SGD with momentum 0.
 x batch/256, weight decay 5e-4; 10 epochs.
 
 Expected: linear_top1 0.793 and knn_top1 0.656 against the random-init encoder's 0.759 and
-0.750, in 2 minutes 33 seconds on 2 CPU cores shared with other jobs and run at the
+0.750, in 2 minutes 29 seconds on 2 CPU cores shared with other jobs and run at the
 lowest priority (nice 19, load average about 9; measured with this file, 2026-12-05).
 The linear probe gains 3.4 points while kNN loses 9 (not investigated further).
 """
