@@ -96,7 +96,7 @@ def test_the_encoder_takes_rgb_and_sees_its_lightness_as_training_does():
 
 
 @pytest.mark.parametrize("field, value", [("loss", "l1"), ("neighbours", 0),
-                                          ("rebalance_lambda", 1.5), ("decoder_widths", (0,))])
+                                          ("rebalance_lambda", 0.0), ("decoder_widths", (0,))])
 def test_bad_fields_are_refused_by_name(field, value):
   c = tiny_config(**{field: value})
   with pytest.raises(ValueError, match=f"config.colorization.{field}="):

@@ -47,6 +47,10 @@ def test_the_region_and_the_view_transform_must_agree():
     config_lib.validate(c, num_devices=1)
   c.data.views.masked.transform = "mask:0.25"
   config_lib.validate(c, num_devices=1)
+  c.data.views.masked.transform = "mask:1.5"  # more than the view
+  with pytest.raises(ValueError, match=r"config.data.views.masked.transform='mask:1.5'"):
+    config_lib.validate(c, num_devices=1)
+  c.data.views.masked.transform = "mask:0.25"
   c.inpainting.region = "edge"
   with pytest.raises(ValueError, match="config.inpainting.region='edge'"):
     config_lib.validate(c, num_devices=1)

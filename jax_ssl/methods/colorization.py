@@ -201,7 +201,8 @@ def check(c, num_devices):
        and 1 <= s.neighbours <= len(ab_bins()), f"an integer in [1, {len(ab_bins())}]"),
       ("sigma", s.sigma, s.sigma > 0, "> 0"),
       ("prior_sigma", s.prior_sigma, s.prior_sigma > 0, "> 0"),
-      ("rebalance_lambda", s.rebalance_lambda, 0 <= s.rebalance_lambda <= 1, "in [0, 1]"),
+      # 0 would weigh colours the smoothed prior gives no mass at all by 1 / 0
+      ("rebalance_lambda", s.rebalance_lambda, 0 < s.rebalance_lambda <= 1, "in (0, 1]"),
       ("prior_momentum", s.prior_momentum, 0 <= s.prior_momentum < 1, "in [0, 1)"),
   ]
   for field, value, ok, expected in checks:

@@ -69,9 +69,18 @@ def check(c, num_devices):
   view = c.data.views.get(GROUP)
   config_lib.require(view is not None and view.count == 1, f"config.data.views.{GROUP}",
                      view and view.to_dict(), "one view (count=1)")
-  config_lib.require(view.transform.partition(":")[0] == REGIONS[region],
-                     f"config.data.views.{GROUP}.transform", view.transform,
-                     f"'{REGIONS[region]}:<area>' for config.inpainting.region={region!r}")
+  name, _, area = view.transform.partition(":")
+  expected = f"'{REGIONS[region]}:<area in (0, 1)>' for config.inpainting.region={region!r}"
+  config_lib.require(name == REGIONS[region] and _is_fraction(area),
+                     f"config.data.views.{GROUP}.transform", view.transform, expected)
+
+
+def _is_fraction(text):
+  """'' (the transform's default area) or a number in (0, 1)."""
+  try:
+    return not text or 0 < float(text) < 1
+  except ValueError:
+    return False
 
 
 METHOD = methods.register(methods.Method(
