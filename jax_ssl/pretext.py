@@ -5,6 +5,9 @@ RotNet classifies each rotated image on its own (1 part); Jigsaw classifies the
 concatenated features of 9 tiles (9 parts), relative position those of 2 patches. Each
 part goes through the same backbone; an optional per-part head (Jigsaw's fc6) maps its
 features before the concatenation; the classifier head maps the concatenation to classes.
+
+Colorization and inpainting predict pixels instead: `EncoderDecoder` puts a decoder on the
+backbone's last map.
 """
 from typing import Optional
 
@@ -32,6 +35,31 @@ class PartsClassifier(nn.Module):
     per_part = features if self.part_head is None else self.part_head(features, train=train)
     joined = per_part.reshape(-1, self.parts * per_part.shape[-1])
     return features, self.head(joined, train=train)
+
+
+class EncoderDecoder(nn.Module):
+  """Images -> (pooled features [B, F], the decoder's per-pixel outputs [B, S, S, D])."""
+  backbone: nn.Module
+  decoder: nn.Module
+
+  def __call__(self, x, train: bool):
+    feature_map = self.backbone(x, train=train, pool=False)
+    features = jnp.mean(feature_map.astype(jnp.float32), axis=(1, 2))
+    return features, self.decoder(feature_map, train=train)
+
+
+def create_encoder_decoder(c, widths, output_dim, output_size):
+  """The backbone and an UpsamplingDecoder of `widths` to `output_dim` channels."""
+  decoder = models.UpsamplingDecoder(tuple(widths), output_dim, output_size,
+                                     dtype=models.DTYPES[c.model.dtype])
+  return EncoderDecoder(models.create_backbone(c.model), decoder)
+
+
+def check_widths(c, name):
+  """config.<name>.decoder_widths are positive integers."""
+  widths = tuple(c[name].decoder_widths)
+  config_lib.require(all(isinstance(w, int) and w > 0 for w in widths),
+                     f"config.{name}.decoder_widths", widths, "positive integers")
 
 
 def create_model(c, section, num_classes, parts=1):

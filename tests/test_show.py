@@ -123,3 +123,20 @@ def test_cmc_shows_l_and_ab_and_cpc_its_patch_grid(tmp_path):
     top, left = 7 * (position // 3), 7 * (position % 3)
     np.testing.assert_array_equal(cell(grid, 0, position + 1, size),
                                   show.enlarge(view[top:top + 14, left:left + 14], 8))
+
+
+@pytest.mark.parametrize('path, column, text', [
+    ('configs/colorization_tiny.py', 'colour', 'ab'),
+    ('configs/inpainting_tiny.py', 'masked', 'mask target')])
+def test_a_pixel_target_view_is_drawn_with_its_targets_named(tmp_path, path, column, text):
+  out = tmp_path / 'views.png'
+  names = show.main(['show', f'--config={path}', f'--out={out}', '--images=1'])
+  assert names == ['original', column]
+  drawn = cell(read_png(out), 0, 1, 112)
+  written = np.zeros_like(drawn)
+  show.draw_text(written, text, 1, 1)
+  assert (drawn[written == show.TEXT] == show.TEXT).all()
+  view = drawn[show.LABEL_HEIGHT + 2:]  # below the text
+  np.testing.assert_array_equal(view[..., 0], view[..., 1])  # grey: L, or a grey digit
+  if column == 'masked':  # a quarter of the view, 14 x 14 pixels drawn 4 times, is grey fill
+    assert (drawn == 128).all(-1).sum() >= 56 * 56

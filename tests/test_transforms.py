@@ -174,6 +174,25 @@ def test_mask_greys_out_a_square_of_the_given_area_and_keeps_the_view_as_target(
   np.testing.assert_array_equal(out["target"], x)
 
 
+def test_lab_round_trip_recovers_every_8_bit_level_to_a_fraction_of_a_level():
+  levels = np.arange(256, dtype=np.float32) / 255  # each channel through every level
+  colours = np.stack(np.meshgrid(levels, levels[::17], levels[::15], indexing="ij"),
+                     -1).reshape(-1, 3)
+  back = np.asarray(transforms.lab_to_rgb(transforms.rgb_to_lab(colours)))
+  assert np.abs(back - colours).max() < 0.1 / 255
+
+
+def test_center_mask_greys_out_the_central_square():
+  x = image(20)
+  out = transforms.parse("center_mask:0.25")(x, None)
+  expected = np.zeros((20, 20), bool)
+  expected[5:15, 5:15] = True  # a 10 x 10 square, 5 pixels from every side
+  np.testing.assert_array_equal(np.asarray(out["mask"][..., 0]) == 1, expected)
+  np.testing.assert_array_equal(np.asarray(out["image"])[expected], 0.5)
+  np.testing.assert_array_equal(np.asarray(out["image"])[~expected], np.asarray(x)[~expected])
+  np.testing.assert_array_equal(out["target"], x)
+
+
 def test_unknown_transforms_and_arguments_are_refused_by_name():
   with pytest.raises(ValueError, match="view transform 'spin' is unknown"):
     transforms.parse("spin")

@@ -4,23 +4,23 @@ r"""Draws the views a config's view groups make, as a PNG grid.
   python -m jax_ssl.data.show --config=configs/swav_tiny.py --out=views.png \
       --images=8 --config.data.augment.solarize_prob=0.5
 
-One row per training image (spread evenly over the config's training split),
-one column per view: first the image itself, scaled to fit its cell, then
-every view `pipeline` makes of it for pretraining, with the same ops, group
-by group in `config.data.views` ('view1' and 'view2' for two-view methods;
-the global then the local crops for SwAV's multi-crop), after the group's
-view transform, one column per part it makes (RotNet's 4 rotations, Jigsaw's
-9 tiles in their shuffled order), each with its integer targets written on it
-(a rotation's index, a tile's grid position, and on the last part the
-permutation's or the neighbour's index); a target that is an image of its
-own (CMC's ab channels, drawn as their colours) gets a column after its
-group's, and CPC's patches are parts. A cell is the view size times the
-smallest whole factor that reaches 96 pixels; each view is enlarged by the largest whole factor that
-fits its cell, with nearest-neighbour sampling so every view pixel stays a
-sharp square (local crops, being smaller, get a larger factor and fill about
-as much of their cell as the global crops). Column names are written above
-the grid. Any config field can be overridden with --config.<field>=<value>,
-as with main.py.
+One row per training image (spread evenly over the config's training split), one column
+per view: first the image itself, scaled to fit its cell, then every view `pipeline`
+makes of it for pretraining, with the same ops, group by group in `config.data.views`
+('view1' and 'view2' for two-view methods; the global then the local crops for SwAV's
+multi-crop), after the group's view transform, one column per part it makes (RotNet's 4
+rotations, Jigsaw's 9 tiles in their shuffled order), each with its integer targets
+written on it (a rotation's index, a tile's grid position, and on the last part the
+permutation's or the neighbour's index) and the names of its other targets
+(colorization's 'ab' on the L channel it sees, inpainting's 'mask target' on the masked
+view); a target that is an image of its own (CMC's ab channels, drawn as their colours)
+gets a column after its group's, and CPC's patches are parts. A cell is the view size
+times the smallest whole factor that reaches 96 pixels; each view is enlarged by the
+largest whole factor that fits its cell, with nearest-neighbour sampling so every view
+pixel stays a sharp square (local crops, being smaller, get a larger factor and fill
+about as much of their cell as the global crops).
+Column names are written above the grid. Any config field can be overridden with
+--config.<field>=<value>, as with main.py.
 """
 import math
 import os
@@ -126,7 +126,8 @@ def _transformed(groups, views, seed, row):
   """The views after their groups' view transforms, and the text to write on each column:
   a transform's integer targets, one per part on each part (a tile's grid position, a
   rotation's index), a single one on the group's last column (a permutation's index, a
-  neighbour's position)."""
+  neighbour's position), and there too the names of targets that are not integers (an
+  image, a mask)."""
   out, texts = {}, []
   for group in groups:
     value = np.asarray(views[group.name], np.float32)
@@ -143,8 +144,11 @@ def _transformed(groups, views, seed, row):
       parts = result.pop('image')
       parts = parts[None] if parts.ndim == 3 else parts
       labels = [[] for _ in parts]
-      for target in result.values():
-        if not np.issubdtype(target.dtype, np.integer):
+      for name, target in result.items():
+        if name in transforms.DRAWN_TARGETS:  # drawn in a column of its own, below
+          continue
+        if not np.issubdtype(target.dtype, np.integer):  # an image-like target: its name
+          labels[-1].append(name)
           continue
         if target.shape == (len(parts),):
           for part, number in zip(labels, target):
@@ -157,6 +161,8 @@ def _transformed(groups, views, seed, row):
         if name in result:
           out.setdefault(f'{group.name}_{name}', []).append(draw(result[name]))
           texts.append('')
+    if value.ndim == 3 and len(out[group.name]) == 1:  # one view, one image: named as is
+      out[group.name] = out[group.name][0]
   return {name: np.stack(value) if isinstance(value, list) else value
           for name, value in out.items()}, texts
 

@@ -158,8 +158,8 @@ def relative_position(image, key):
   return {"image": pair, "neighbour": index}
 
 
-def _linear_rgb(rgb):
-  return jnp.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+def _linear_rgb(rgb, xp=jnp):
+  return xp.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
 
 
 # sRGB (D65) to CIE XYZ, and the D65 white point.
@@ -170,13 +170,26 @@ _RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
 _WHITE = np.array([0.950456, 1.0, 1.088754], np.float32)
 
 
-def rgb_to_lab(rgb):
-  """sRGB in [0, 1] -> CIE L*a*b* (L in [0, 100], a and b about [-110, 110])."""
-  xyz = _linear_rgb(rgb) @ _RGB_TO_XYZ.T / _WHITE
-  cube_root = jnp.where(xyz > (6 / 29) ** 3, jnp.cbrt(jnp.maximum(xyz, 1e-12)),
-                        xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+def rgb_to_lab(rgb, xp=jnp):
+  """sRGB in [0, 1] -> CIE L*a*b* (L in [0, 100], a and b about [-110, 110]). `xp=np`
+  computes it in NumPy, for constants made on the host."""
+  xyz = _linear_rgb(rgb, xp) @ _RGB_TO_XYZ.T / _WHITE
+  cube_root = xp.where(xyz > (6 / 29) ** 3, xp.cbrt(xp.maximum(xyz, 1e-12)),
+                       xyz / (3 * (6 / 29) ** 2) + 4 / 29)
   x, y, z = cube_root[..., 0], cube_root[..., 1], cube_root[..., 2]
-  return jnp.stack([116 * y - 16, 500 * (x - y), 200 * (y - z)], axis=-1)
+  return xp.stack([116 * y - 16, 500 * (x - y), 200 * (y - z)], axis=-1)
+
+
+def lab_to_rgb(lab_values):
+  """CIE L*a*b* -> sRGB, the inverse of `rgb_to_lab`; colours outside the sRGB gamut come
+  back outside [0, 1] (the colorization bins use that to find the gamut)."""
+  y = (lab_values[..., 0] + 16) / 116
+  cube_root = jnp.stack([y + lab_values[..., 1] / 500, y, y - lab_values[..., 2] / 200], -1)
+  xyz = jnp.where(cube_root > 6 / 29, cube_root ** 3, 3 * (6 / 29) ** 2 * (cube_root - 4 / 29))
+  linear = (xyz * _WHITE) @ np.linalg.inv(_RGB_TO_XYZ).T.astype(np.float32)
+  magnitude = jnp.maximum(jnp.abs(linear), 1e-12)
+  encoded = jnp.sign(linear) * (1.055 * magnitude ** (1 / 2.4) - 0.055)
+  return jnp.where(jnp.abs(linear) <= 0.0031308, 12.92 * linear, encoded)
 
 
 def lab_channels(rgb):
@@ -245,17 +258,38 @@ def patches(image, key, grid=7):
   return {"image": patch_grid(image, grid)}
 
 
-def mask(image, key, area=0.25):
-  """A random square covering `area` of the view filled with grey, the mask (1 inside)
-  and the original view as 'target' (inpainting, Pathak et al. 2016)."""
+def _masked(image, top, left, side):
+  """The view with a side x side square at (top, left) filled with grey, the mask (1
+  inside) and the original view as 'target'."""
   size = image.shape[0]
-  side = max(1, round(size * area ** 0.5))
-  top, left = jax.random.randint(key, [2], 0, size - side + 1)
   rows = (jnp.arange(size) >= top) & (jnp.arange(size) < top + side)
   cols = (jnp.arange(size) >= left) & (jnp.arange(size) < left + side)
   inside = (rows[:, None] & cols[None, :])[..., None]
   return {"image": jnp.where(inside, 0.5, image), "mask": inside.astype(jnp.float32),
           "target": image}
+
+
+def _mask_side(size, area):
+  return min(size, max(1, round(size * area ** 0.5)))
+
+
+def mask(image, key, area=0.25):
+  """A random square covering `area` of the view filled with grey, the mask (1 inside)
+  and the original view as 'target' (inpainting, Pathak et al. 2016)."""
+  size = image.shape[0]
+  side = _mask_side(size, area)
+  top, left = jax.random.randint(key, [2], 0, size - side + 1)
+  return _masked(image, top, left, side)
+
+
+def center_mask(image, key, area=0.25):
+  """As `mask`, with the square at the centre of the view (the context encoder's central
+  region: the middle 64 x 64 pixels of 128 are area 0.25)."""
+  del key
+  size = image.shape[0]
+  side = _mask_side(size, area)
+  corner = (size - side) // 2
+  return _masked(image, corner, corner, side)
 
 
 # Targets that are images of their own, and how to draw them as sRGB (data/show.py).
@@ -272,6 +306,7 @@ TRANSFORMS = {
     "tinted_lab": (tinted_lab, None, None),
     "patches": (patches, int, 7),
     "mask": (mask, float, 0.25),
+    "center_mask": (center_mask, float, 0.25),
 }
 
 

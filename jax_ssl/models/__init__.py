@@ -6,10 +6,11 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jax_ssl.models.heads import MLPHead
+from jax_ssl.models.heads import MLPHead, UpsamplingDecoder
 from jax_ssl.models.resnet import BASE_WIDTH, STAGE_SIZES, ResNet, feature_dim, resnet, scaled_width
 
-__all__ = ["ResNet", "MLPHead", "create_backbone", "backbone_feature_dim", "validate"]
+__all__ = ["ResNet", "MLPHead", "UpsamplingDecoder", "create_backbone", "backbone_feature_dim",
+           "validate"]
 
 ARCHS = {f"resnet{depth}": depth for depth in STAGE_SIZES}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}

