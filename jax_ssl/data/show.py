@@ -145,8 +145,6 @@ def _transformed(groups, views, seed, row):
       parts = parts[None] if parts.ndim == 3 else parts
       labels = [[] for _ in parts]
       for name, target in result.items():
-        if name in transforms.DRAWN_TARGETS:  # drawn in a column of its own, below
-          continue
         if not np.issubdtype(target.dtype, np.integer):  # an image-like target: its name
           labels[-1].append(name)
           continue
@@ -161,8 +159,10 @@ def _transformed(groups, views, seed, row):
         if name in result:
           out.setdefault(f'{group.name}_{name}', []).append(draw(result[name]))
           texts.append('')
-    if value.ndim == 3 and len(out[group.name]) == 1:  # one view, one image: named as is
-      out[group.name] = out[group.name][0]
+    if value.ndim == 3:  # one view: its image, and a drawn target's, named as is
+      for name in [group.name] + [f'{group.name}_{n}' for n in transforms.DRAWN_TARGETS]:
+        if len(out.get(name, ())) == 1:
+          out[name] = out[name][0]
   return {name: np.stack(value) if isinstance(value, list) else value
           for name, value in out.items()}, texts
 
