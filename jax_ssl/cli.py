@@ -84,7 +84,7 @@ def with_suggestion(name, config):
   return f"{name} (did you mean {suggestion}?)" if suggestion else name
 
 
-def _has_field(config, dotted):
+def has_field(config, dotted):
   node = config
   for key in dotted.split(".")[1:]:
     if not hasattr(node, "items") or key not in node:
@@ -122,7 +122,7 @@ def unknown_override(argv, load_config):
     return None
   try:
     config = load_config(argument)
-    unknown = [name for name in names if not _has_field(config, name)]
+    unknown = [name for name in names if not has_field(config, name)]
   except Exception:  # noqa: BLE001  (a config that does not load: main.py reports that)
     return None
   return unknown_field_message(unknown[0], config) if unknown else None

@@ -82,10 +82,11 @@ def load_config(config_file):
 
 def apply_overrides(config, overrides):
   for field, value in overrides:
+    if not cli.has_field(config, f"config.{field}"):
+      raise ValueError(cli.unknown_field_message(f"config.{field}", config)
+                       .replace("unknown field", "does not exist in this config"))
     try:
       config.update_from_flattened_dict({field: value})
-    except (KeyError, AttributeError) as error:
-      raise ValueError(f"config field {field!r} does not exist in this config") from error
     except TypeError as error:
       raise ValueError(f"config field {field!r} cannot be {value!r}: {error}") from error
   return config
@@ -98,7 +99,7 @@ def variants(config_files, sweep):
                     + (f":{f.partition(':')[2]}" if ":" in f else ""), f) for f in config_files]
   if len(config_files) != 1:
     raise ValueError("--sweep takes one --config")
-  field, values = split_assignment(sweep, "sweep")
+  field, values = split_assignment(sweep, "sweep") if "=" in sweep else (sweep, "")
   if not values:
     raise ValueError(f"--sweep={sweep!r} is invalid: expected field=v1,v2,...")
   return [Variant(f"{field}={value}", config_files[0], ((field, parse_value(value)),))
