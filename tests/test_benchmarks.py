@@ -137,3 +137,15 @@ def test_eval_memory_bank_is_made_sharded_and_recorded_per_process(tmp_path, mon
   assert [r["process"] for r in recorded] == [0, 1]
   assert recorded[0]["mode"] == "sharded" and recorded[0]["bank_mb_per_process"] == 2.9
   assert recorded[0]["command"] == "python benchmarks/eval_memory.py --rows 3000"
+
+
+def test_laptop_torch_job_follows_simclr_tiny_and_reports_its_figures():
+  pytest.importorskip("torch")
+  laptop = benchmark_scripts.load("laptop_torch")
+  recipe = laptop.recipe()
+  assert (recipe["batch"], recipe["steps"], recipe["width"], recipe["temperature"]) == (
+      64, 1500, 0.125, 0.2)
+  result = laptop.torch_job({**recipe, "steps": 3, "warmup_steps": 1, "probe_epochs": 1}, workers=0)
+  assert result["images_per_sec"] > 0 and np.isfinite(result["loss"])
+  assert 0 <= result["knn_top1"] <= 1 and 0 <= result["linear_top1"] <= 1
+  assert result["train_start_s"] <= result["train_end_s"]
