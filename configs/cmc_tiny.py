@@ -16,6 +16,8 @@ with momentum 0.9, lr 0.12 x batch/256 (0.03 at batch 64) on a cosine after one 
 epoch, weight decay 5e-4. The evaluation encoder sees the grey test digits, untinted:
 its ab encoder gets blank channels, and its L encoder lighter strokes than in training.
 
+Measured with the tiny recipe of 2026-12-04 (15 epochs, colour strength 0.5, crops
+from 40%), not yet with today's 1,500 steps and colour-robust augmentation.
 Expected (measured 2026-12-05, nice 19 on 2 CPU cores shared with other work, load 8-10):
 linear_top1 0.801 and knn_top1 0.758 against the random-init encoder's 0.835 and 0.810,
 in 21 minutes 22 seconds (2 minutes 51 seconds of CPU time): BELOW the random init; CMC

@@ -8,12 +8,14 @@ MoCo v3 (`config.method='moco_v3'`) has its own recipe, configs/moco_v3_r50.py; 
 
 The shared tiny setting is `jax_ssl.config.use_tiny_digits`. MoCo v2 here:
 a queue of 1,024 keys (16 batches), temperature 0.2, a 64 -> 64 head,
-key-encoder momentum 0.99 (the run is 900 steps, not 1.25M), LARS at base
+key-encoder momentum 0.99 (the run is 1,500 steps, not 1.25M), LARS at base
 lr 1.0 as the SimCLR tiny recipe.
 
-Expected: linear_top1 0.899 and knn_top1 0.857 against the random-init
-encoder's 0.759 and 0.750, in 1 minute 14 seconds on 2 CPU cores (measured with this
-file, 2026-12-04; README.md has the table).
+Expected: linear_top1 0.797 and knn_top1 0.752 against the random-init encoder's 0.759
+and 0.750 on the digits, and 0.140 and 0.141 against 0.104 and 0.131 on
+builtin:colour_digits; 3.4 minutes on the digits on 2 CPU cores shared with a second
+comparison (python -m jax_ssl.compare, 2026-12-05; README.md, "Your own images", has
+the table, and the held-out colour set where it does not beat its random init).
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 

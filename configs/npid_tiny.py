@@ -17,6 +17,8 @@ of 62 steps, and the noise terms against a Z estimated from the random initial b
 then swamp the positive one (the official code's ImageNet bank takes 5,000 steps to
 fill).
 
+Measured with the tiny recipe of 2026-12-04 (15 epochs, colour strength 0.5, crops
+from 40%), not yet with today's 1,500 steps and colour-robust augmentation.
 Expected: linear_top1 0.861 and knn_top1 0.742 against the random-init encoder's 0.759
 and 0.750, in 2 minutes 53 seconds on 2 CPU cores shared with other work (measured with
 this file, 2026-12-04; README.md has the table). The paper's figure for the ResNet-50

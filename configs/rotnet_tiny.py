@@ -10,6 +10,8 @@ decay 5e-4; 8 epochs, not the shared 15: each step encodes 4 views of every imag
 epochs cost about what 15 cost a two-view method. Tried and not kept: 15 epochs
 (linear_top1 0.934, knn_top1 0.896, twice the time).
 
+Measured with the tiny recipe of 2026-12-04 (15 epochs, colour strength 0.5, crops
+from 40%), not yet with today's 1,500 steps and colour-robust augmentation.
 Expected: linear_top1 0.911 and knn_top1 0.883 against the random-init encoder's 0.759 and
 0.750, in 2 minutes 25 seconds on 2 CPU cores shared with other jobs (load average about
 4; measured with this file, 2026-12-04; a second run at load 10 gave the same figures in

@@ -217,10 +217,11 @@ def bar_chart(summary, path):
       ax.bar([i + (offset - 1.5) * 0.2 for i in range(len(names))], means, 0.2, yerr=errors,
              label=label, color=colour, capsize=2)
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.15)  # room for the legend above the bars
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_ylabel("top-1")
     ax.set_title(source, fontsize=10)
-  axes[0, 0].legend(fontsize=7, ncol=4, loc="upper left")
+  axes[0, 0].legend(fontsize=7, ncol=4, loc="upper center")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
