@@ -220,13 +220,13 @@ def print_summary(results, workdir, seconds, exported):
       baseline = results.get(f"baseline_{key}")
       against = f"   (random init {baseline:.3f})" if baseline is not None else ""
       lines.append(f"  {key:<14} {results[key]:.3f}{against}")
-  lines += little_gain_warning(results)
   absolute = workdir if "://" in workdir else os.path.abspath(workdir)
   if exported:
     export = os.path.join(absolute, "export")
     lines.append(f"  encoder        {export}  (in PyTorch: jax_ssl.torch_model({export!r}))")
   lines.append(f"  metrics        {os.path.join(absolute, 'metrics.jsonl')}  (TensorBoard: "
                f"tensorboard --logdir {os.path.join(absolute, 'tensorboard')})")
+  lines += little_gain_warning(results)  # last, where the eye ends
   print_line("\n".join(lines))
 
 

@@ -366,7 +366,7 @@ def test_malformed_source_lists_the_three_forms(spec):
 
 
 def test_unknown_builtin_lists_known_ones():
-  with pytest.raises(ValueError, match="'builtin:cifar'.*known: mnist"):
+  with pytest.raises(ValueError, match="'builtin:cifar'.*known: colour_digits, mnist"):
     make_source(data_config(source='builtin:cifar'))
 
 

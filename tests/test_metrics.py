@@ -56,8 +56,8 @@ def test_summary_warns_when_pretraining_gained_under_two_points(capsys, tmp_path
              "baseline_knn_top1": 0.12, "epoch": 14.9}
   metrics.print_summary(results, str(tmp_path), 125.0, exported=True)
   lines = capsys.readouterr().out.splitlines()
-  assert lines[3].startswith("  warning: pretraining gained +1.4 points of linear top-1")
-  causes = " ".join(lines[4:7])
+  assert f"{tmp_path}/export" in lines[3] and f"{tmp_path}/metrics.jsonl" in lines[4]
+  assert lines[5].startswith("  warning: pretraining gained +1.4 points of linear top-1")
+  causes = " ".join(lines[6:])
   assert "too few steps (14.9 epochs)" in causes and "config.train.num_steps" in causes
   assert "shortcut" in causes and "color_strength" in causes
-  assert f"{tmp_path}/export" in lines[7]
