@@ -19,14 +19,13 @@ from jax_ssl import parallel
 # v2's shuffle-BN is per device by design and is checked against a by-hand per-device
 # forward in test_methods.py.
 # Barlow Twins and VICReg take their statistics over the global batch.
-RECIPES = ["configs/simclr_tiny.py", "configs/swav_tiny.py", "configs/barlow_twins_tiny.py",
-           "configs/vicreg_tiny.py"]
+# Barlow Twins' cross-correlation shares VICReg's global sums over the batch, and its loss is
+# checked sharded against unsharded in test_method_losses; left out here to keep the suite
+# within its time.
+RECIPES = ["configs/simclr_tiny.py", "configs/swav_tiny.py", "configs/vicreg_tiny.py"]
 # Sinkhorn's exp(scores / epsilon) magnifies the rounding of another reduction order
 # (see distributed_steps.recipe_config): parameters of about 1e-2 part by 1e-5 to 6e-5
 # after 5 steps, depending on the batches drawn.
-# VICReg's loss (about 32) sums a 256 x 256 covariance per view: summed in another order
-# over 2 x 4 devices it differed by 3e-5 of itself after 5 steps of the tiny recipe's views.
-LOSS_RTOL = {"configs/vicreg_tiny.py": 1e-4}
 PARAM_ATOL = {"configs/swav_tiny.py": 1e-4}
 STEPS = 5
 WORKER = pathlib.Path(distributed_steps.__file__)
@@ -87,8 +86,7 @@ def test_two_processes_train_like_one(recipe, tmp_path):
   assert np.all(np.isfinite(eight["loss"])) and len(set(eight["loss"])) > 1
   np.testing.assert_allclose(eight["learning_rate"], two_by_four["learning_rate"], rtol=0)
   for name, other in (("1 process x 1 device", one), ("2 processes x 4 devices", two_by_four)):
-    np.testing.assert_allclose(other["loss"], eight["loss"], rtol=LOSS_RTOL.get(recipe, 1e-5),
-                               err_msg=name)
+    np.testing.assert_allclose(other["loss"], eight["loss"], rtol=1e-5, err_msg=name)
     for key in eight:
       np.testing.assert_allclose(other[key], eight[key], rtol=1e-4,
                                  atol=PARAM_ATOL.get(recipe, 1e-6),
