@@ -25,10 +25,6 @@ from jax_ssl.data import builtin
 SIZE = 32
 
 
-def _resized(glyph, size):
-  return np.asarray(Image.fromarray(glyph).resize((size, size), Image.BILINEAR)) / 255.0
-
-
 def _contrasting(under, rng, min_distance=0.6):
   colour = rng.random(3)
   while np.abs(colour - under).sum() < min_distance:
@@ -39,7 +35,7 @@ def _contrasting(under, rng, min_distance=0.6):
 def _draw(glyph, background, size, rng):
   alpha = np.zeros((SIZE, SIZE))
   top, left = rng.integers(0, SIZE - size + 1, 2)
-  alpha[top:top + size, left:left + size] = _resized(glyph, size)
+  alpha[top:top + size, left:left + size] = builtin.resized(glyph, size) / 255.0
   under = (background * alpha[..., None]).sum((0, 1)) / max(alpha.sum(), 1e-6)
   image = background * (1 - alpha[..., None]) + _contrasting(under, rng) * alpha[..., None]
   image = image + rng.normal(0, 0.05, image.shape)

@@ -62,7 +62,8 @@ def photographs():
   return np.stack(load_sample_images().images).astype(np.float32) / 255.0
 
 
-def _resized(image, size):
+def resized(image, size):
+  """A uint8 image [h, w(, c)] resized to size x size, bilinear (PIL)."""
   from PIL import Image  # noqa: PLC0415  (only when used)
   return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
@@ -74,7 +75,7 @@ def _background(photos, rng):
   top = rng.integers(photo.shape[0] - side + 1)
   left = rng.integers(photo.shape[1] - side + 1)
   crop = (photo[top:top + side, left:left + side] * 255).astype(np.uint8)
-  crop = _resized(crop, COLOUR_SIZE).astype(np.float32) / 255.0
+  crop = resized(crop, COLOUR_SIZE).astype(np.float32) / 255.0
   return crop[:, ::-1] if rng.random() < 0.5 else crop
 
 
@@ -92,7 +93,7 @@ def colour_digit(pixels, photos, rng):
   size = int(rng.integers(_DIGIT_SIZES[0], _DIGIT_SIZES[1] + 1))
   alpha = np.zeros((COLOUR_SIZE, COLOUR_SIZE), np.float32)
   top, left = rng.integers(0, COLOUR_SIZE - size + 1, 2)
-  alpha[top:top + size, left:left + size] = _resized(pixels, size) / 255.0
+  alpha[top:top + size, left:left + size] = resized(pixels, size) / 255.0
   background = _background(photos, rng)
   under = (background * alpha[..., None]).sum((0, 1)) / max(alpha.sum(), 1e-6)
   colour = _digit_colour(under, rng)
