@@ -4,6 +4,7 @@ r"""Compares methods, or values of one config field, on the same data, seeds and
       --source=builtin:mnist --source=builtin:colour_digits --seeds=0,1 --out=/tmp/compare
   python -m jax_ssl.compare --config=configs/simclr_tiny.py \
       --sweep=simclr.temperature=0.1,0.2,0.5 --out=/tmp/temperature
+  python -m jax_ssl.compare --config=configs/simclr_tiny.py --sweep=simclr.loss --out=/tmp/loss
 
 Each (config or value, source, seed) is one pretraining run through the training loop, in
 its own workdir under OUT/runs/; each run evaluates its random-init encoder too, so every
@@ -33,7 +34,8 @@ flags.DEFINE_multi_string("config", None, "A config file (path[:arg]); repeat to
 flags.DEFINE_multi_string("source", [], "config.data.source of each run; repeat to compare "
                           "datasets. Default: each config's own.")
 flags.DEFINE_string("seeds", "0", "Comma-separated seeds; each run is repeated for each.")
-flags.DEFINE_string("sweep", "", "field=v1,v2,...: one run per value of a config field.")
+flags.DEFINE_string("sweep", "", "field=v1,v2,...: one run per value of a config field; "
+                    "a field whose method declares its choices (simclr.loss) may omit them.")
 flags.DEFINE_multi_string("set", [], "field=value applied to every run.")
 flags.DEFINE_string("out", None, "Where the runs, the table and the chart go.")
 flags.mark_flags_as_required(["config", "out"])
@@ -100,10 +102,20 @@ def variants(config_files, sweep):
   if len(config_files) != 1:
     raise ValueError("--sweep takes one --config")
   field, values = split_assignment(sweep, "sweep") if "=" in sweep else (sweep, "")
+  values = [parse_value(v) for v in values.split(",")] if values else declared_choices(field)
   if not values:
-    raise ValueError(f"--sweep={sweep!r} is invalid: expected field=v1,v2,...")
-  return [Variant(f"{field}={value}", config_files[0], ((field, parse_value(value)),))
-          for value in values.split(",")]
+    raise ValueError(f"--sweep={sweep!r} is invalid: expected field=v1,v2,... (only a "
+                     "field with declared choices, such as simclr.loss, may omit them)")
+  return [Variant(f"{field}={value}", config_files[0], ((field, value),)) for value in values]
+
+
+def declared_choices(field):
+  """The values a method declares for a field of its section ('simclr.loss'), or ()."""
+  from jax_ssl import methods  # noqa: PLC0415  (JAX only once flags parsed)
+  section, _, key = field.removeprefix("config.").partition(".")
+  if section not in methods.names():
+    return ()
+  return tuple(methods.get(section).choices.get(key, ()))
 
 
 def run_dir(out, variant, source, seed):

@@ -280,6 +280,9 @@ def _validate_method(config, num_devices):
   require(any(v.count for v in config.data.views.values()), "config.data.views",
           config.data.views.to_dict(), f"at least one view group with count >= 1 "
           f"({config.method}'s views: {sorted(method.views().keys())})")
+  for field, allowed in method.choices.items():
+    value = config[config.method][field]
+    require(value in allowed, f"config.{config.method}.{field}", value, f"one of {allowed}")
   declared = sorted(method.param_groups)
   require(sorted(config.optim.groups.keys()) == declared, "config.optim.groups",
           sorted(config.optim.groups.keys()), f"{config.method}'s parameter groups {declared}")

@@ -78,6 +78,151 @@ def nt_xent(z_a, z_b, *, temperature, axis_name=None):
   return total / (2 * all_a.shape[0])
 
 
+# ------------------------------------------------------ NT-Xent's variants ----
+# Each treats the global batch as nt_xent does: 2N anchors (both views of every image),
+# each with one positive (the other view of its image) and 2N - 2 negatives (every other
+# view); the loss is the mean over the anchors.
+
+
+def _anchor_similarities(z_a, z_b, axis_name):
+  """Cosine similarities of this device's 2n anchors with the global batch's 2N views.
+
+  Returns (sims `[2n, 2N]`, positive `[2n]`, negative `[2n, 2N]` bool): anchors are this
+  device's views a then b; columns are the global views a then b; `positive` is each
+  anchor's similarity with its other view, `negative` marks its 2N - 2 negatives.
+  """
+  z_a, z_b = l2_normalize(z_a), l2_normalize(z_b)
+  n = z_a.shape[0]
+  candidates = jnp.concatenate([_gather(z_a, axis_name), _gather(z_b, axis_name)])
+  num_images = candidates.shape[0] // 2
+  image = _first_global_index(n, axis_name) + jnp.arange(n)
+  own = jnp.concatenate([image, image + num_images])
+  other = jnp.concatenate([image + num_images, image])
+  sims = jnp.concatenate([z_a, z_b]) @ candidates.T
+  columns = jnp.arange(2 * num_images)[None, :]
+  negative = (columns != own[:, None]) & (columns != other[:, None])
+  positive = jnp.take_along_axis(sims, other[:, None], axis=1)[:, 0]
+  return sims, positive, negative
+
+
+def _mean_over_anchors(per_anchor, axis_name):
+  return _global_sum(jnp.sum(per_anchor), axis_name) / _global_sum(per_anchor.shape[0], axis_name)
+
+
+def _masked_logsumexp(x, mask):
+  return jax.nn.logsumexp(jnp.where(mask, x, _MASKED_LOGIT), axis=1)
+
+
+def debiased_nt_xent(z_a, z_b, *, temperature, tau_plus, beta=0.0, axis_name=None):
+  """The debiased contrastive loss (Chuang et al. 2020, eq. 6), with hardness weighting
+  beta > 0 the hard-negative loss of Robinson et al. 2021 (eq. 4 and its estimator).
+
+  Per anchor with positive logit p = s+/t and negative logits l_k = s_k/t, M = 2N - 2:
+    Ng = max((M * sum_k w_k e^{l_k} - tau_plus * M * e^p) / (1 - tau_plus), M e^{-1/t})
+    loss = -log(e^p / (e^p + Ng)),   w = softmax_k(beta * l_k).
+  With beta = 0, w_k = 1/M and Ng estimates the negatives' sum without the false
+  negatives that share the anchor's class (prior tau_plus); the clip is Ng's value when
+  every negative is opposite the anchor. With tau_plus = 0 and beta = 0 this is nt_xent.
+  Computed in log space, so a small t cannot overflow; the weights carry gradient, as in
+  the official code. tau_plus in [0, 1).
+  """
+  sims, positive, negative = _anchor_similarities(z_a, z_b, axis_name)
+  logits, positive_logit = sims / temperature, positive / temperature
+  log_m = jnp.log(jnp.sum(negative, axis=1).astype(jnp.float32))
+  # log(M * sum_k w_k e^{l_k}): w_k = e^{beta l_k} / sum_j e^{beta l_j}.
+  log_negatives = (_masked_logsumexp((1.0 + beta) * logits, negative)
+                   - _masked_logsumexp(beta * logits, negative) + log_m)
+  # Subtracting the expected false negatives, tau_plus * M * e^p, from that sum.
+  ratio = tau_plus * jnp.exp(log_m + positive_logit - log_negatives)
+  log_corrected = (log_negatives + jnp.log1p(-jnp.minimum(ratio, 1.0 - 1e-6))
+                   - jnp.log1p(-tau_plus))
+  log_corrected = jnp.where(ratio < 1.0, log_corrected, -jnp.inf)
+  log_ng = jnp.maximum(log_corrected, log_m - 1.0 / temperature)
+  # -log(e^p / (e^p + Ng)) = softplus(log Ng - p): exact when Ng << e^p too.
+  return _mean_over_anchors(jax.nn.softplus(log_ng - positive_logit), axis_name)
+
+
+def semi_hard_negatives(sims, positive, negative):
+  """FaceNet's semi-hard negative of each anchor (Schroff et al. 2015; SimCLR's Table 4):
+  the most similar negative that is still less similar than the positive; an anchor with
+  none takes its least similar negative, as TensorFlow's triplet_semihard_loss does.
+  Returns the column `[2n]` into `sims`."""
+  below = negative & (sims < positive[:, None])
+  hardest_below = jnp.argmax(jnp.where(below, sims, -jnp.inf), axis=1)
+  easiest = jnp.argmin(jnp.where(negative, sims, jnp.inf), axis=1)
+  return jnp.where(jnp.any(below, axis=1), hardest_below, easiest)
+
+
+def nt_logistic(z_a, z_b, *, temperature, semi_hard=False, axis_name=None):
+  """SimCLR's NT-Logistic (Chen et al. 2020, Table 2): per (anchor, negative) pair
+  -log sigmoid(s+/t) - log sigmoid(-s-/t), the mean over each anchor's negatives, so per
+  anchor -log sigmoid(s+/t) - mean_k log sigmoid(-s_k/t). `semi_hard` keeps only the
+  negatives less similar than the positive (an anchor with none keeps its positive term).
+  """
+  sims, positive, negative = _anchor_similarities(z_a, z_b, axis_name)
+  if semi_hard:
+    negative = negative & (sims < positive[:, None])
+  count = jnp.maximum(jnp.sum(negative, axis=1), 1)
+  negative_term = jnp.sum(jnp.where(negative, jax.nn.log_sigmoid(-sims / temperature), 0.0),
+                          axis=1) / count
+  per_anchor = -jax.nn.log_sigmoid(positive / temperature) - negative_term
+  return _mean_over_anchors(per_anchor, axis_name)
+
+
+def margin_triplet(z_a, z_b, *, margin, semi_hard=False, axis_name=None):
+  """SimCLR's margin triplet loss (Chen et al. 2020, Table 2): per (anchor, negative) pair
+  max(s- - s+ + m, 0) on cosine similarities, the mean over each anchor's negatives; with
+  `semi_hard`, each anchor's one semi-hard negative (`semi_hard_negatives`)."""
+  sims, positive, negative = _anchor_similarities(z_a, z_b, axis_name)
+  hinge = jax.nn.relu(sims - positive[:, None] + margin)
+  if semi_hard:
+    chosen = semi_hard_negatives(sims, positive, negative)
+    per_anchor = jnp.take_along_axis(hinge, chosen[:, None], axis=1)[:, 0]
+  else:
+    per_anchor = jnp.sum(jnp.where(negative, hinge, 0.0), axis=1) / jnp.sum(negative, axis=1)
+  return _mean_over_anchors(per_anchor, axis_name)
+
+
+def decoupled_nt_xent(z_a, z_b, *, temperature, weight_sigma=None, axis_name=None):
+  """Decoupled contrastive learning (Yeh et al. 2022, eq. 6): NT-Xent without the
+  positive in the denominator, per anchor -w * s+/t + log sum_k e^{s_k/t} over the
+  2N - 2 negatives. w = 1 (DCL); with `weight_sigma` (DCLW, sigma 0.5) the von
+  Mises-Fisher weight w = 2 - e^{s+/sigma} / mean_i e^{s_i+/sigma}, the mean over the
+  global batch's N positive pairs (the official code's 2 - N softmax over its batch).
+  The mean over the 2N anchors: half the official sum of the two directions' means."""
+  sims, positive, negative = _anchor_similarities(z_a, z_b, axis_name)
+  weight = 1.0
+  if weight_sigma is not None:
+    # exp(s/sigma - 1/sigma) <= 1 keeps the mean finite for any sigma.
+    scaled = jnp.exp((positive - 1.0) / weight_sigma)
+    weight = 2.0 - scaled / _mean_over_anchors(scaled, axis_name)
+  per_anchor = -weight * positive / temperature + _masked_logsumexp(sims / temperature, negative)
+  return _mean_over_anchors(per_anchor, axis_name)
+
+
+def alignment_uniformity(z_a, z_b, *, alpha=2.0, t=2.0, uniformity_weight=1.0, axis_name=None):
+  """Wang & Isola 2020 (eqs. 4-5, their code's loss): on normalised features,
+  alignment E ||f(x) - f(y)||^alpha over the positive pairs, plus uniformity_weight *
+  the mean over both views of log E_{i != j} e^{-t ||f(x_i) - f(x_j)||^2}, the pairs
+  of distinct images of the global batch."""
+  z_a, z_b = l2_normalize(z_a), l2_normalize(z_b)
+  # ||a - b|| from 2 - 2 a.b: its gradient stays finite where a view equals the other.
+  squared = jnp.maximum(2.0 - 2.0 * jnp.sum(z_a * z_b, axis=1), 0.0)
+  alignment = _mean_over_anchors(jnp.power(squared + 1e-12, alpha / 2.0), axis_name)
+
+  def log_potential(z):
+    n = z.shape[0]
+    others = _gather(z, axis_name)
+    rows = _first_global_index(n, axis_name) + jnp.arange(n)
+    distinct = jnp.arange(others.shape[0])[None, :] != rows[:, None]
+    energy = jnp.exp(-t * jnp.maximum(2.0 - 2.0 * z @ others.T, 0.0))
+    total = _global_sum(jnp.sum(jnp.where(distinct, energy, 0.0)), axis_name)
+    return jnp.log(total / (others.shape[0] * (others.shape[0] - 1)))
+
+  uniformity = 0.5 * (log_potential(z_a) + log_potential(z_b))
+  return alignment + uniformity_weight * uniformity
+
+
 def moco_infonce(q, k, *, temperature, queue=None, axis_name=None):
   """MoCo's InfoNCE: the mean over the global batch of -log p(positive key).
 

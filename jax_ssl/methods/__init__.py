@@ -41,6 +41,9 @@ Optional (the default in brackets):
                   learning-rate multiplier, weight decay) [one group, `default`].
   encoder(config) -> Encoder: images to features for evaluation, the online probe and
                   export [the backbone, params['backbone']].
+  choices         {field of the method's section: the values it may take}: checked with
+                  the config, and what `jax_ssl.compare --sweep=<name>.<field>` runs when
+                  given no values [{}].
 """
 import dataclasses
 import importlib
@@ -161,6 +164,7 @@ class Method:
   epoch_start: Optional[Callable[..., EpochUpdate]] = None
   param_groups: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
   encoder: Callable[[Any], Encoder] = backbone_encoder
+  choices: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
 
 
 # Each callable field and the parameters it must take, in order.
@@ -204,6 +208,13 @@ def contract_problems(method):
   for key, spec in method.state_sharding.items():
     if not isinstance(spec, PartitionSpec):
       problems.append(f"state_sharding[{key!r}] is not a PartitionSpec")
+  section = method.config() if callable(method.config) else {}
+  for field, allowed in method.choices.items():
+    if field not in section:
+      problems.append(f"choices names {field!r}, which its config section lacks")
+    elif not (isinstance(allowed, tuple) and allowed and section[field] in allowed):
+      problems.append(f"choices[{field!r}] is not a tuple holding its default "
+                      f"{section[field]!r}")
   for name, declared in method.param_groups.items():
     if name == "default" or not name.isidentifier():
       problems.append(f"parameter group {name!r} must be an identifier other than 'default'")
