@@ -17,6 +17,7 @@ def test_two_configs_of_a_few_steps_write_the_table_and_the_chart(tmp_path):
       ("simclr_tiny", "builtin:mnist", 0), ("byol_tiny", "builtin:mnist", 0)]
   for r in records:
     assert "error" not in r and 0 <= r["linear_top1"] <= 1 and 0 <= r["baseline_knn_top1"] <= 1
+    assert 0 < r["cpu_seconds"]
   table = (tmp_path / "comparison.md").read_text().splitlines()
   assert table[0].startswith("| source | run | linear top-1 | random init | gain")
   rows = [line for line in table[2:] if line.startswith("| builtin:mnist")]
@@ -42,12 +43,15 @@ def test_a_sweep_plans_one_run_per_value_source_and_seed():
 
 
 def test_the_spread_over_seeds_is_the_sample_standard_deviation():
-  records = [{"name": "a", "source": "s", "seed": seed, "seconds": 60.0, "linear_top1": value,
-              "baseline_linear_top1": 0.1} for seed, value in enumerate([0.5, 0.7])]
+  records = [{"name": "a", "source": "s", "seed": seed, "seconds": 60.0, "cpu_seconds": cpu,
+              "linear_top1": value, "baseline_linear_top1": 0.1}
+             for seed, value, cpu in [(0, 0.5, 90.0), (1, 0.7, 120.0)]]
   row = compare.summarise(records)[("s", "a")]
   assert row["linear_top1"] == pytest.approx((0.6, 2 ** 0.5 * 0.1))
   table = compare.markdown_table({("s", "a"): row})
-  assert "| s | a | 0.600 ± 0.141 | 0.100 ± 0.000 | +50.0 ✓ | – | – | 2 | 1.0 |" in table
+  assert "| s | a | 0.600 ± 0.141 | 0.100 ± 0.000 | +50.0 ✓ | – | – | 2 | 1.0 | 2.0 |" in table
+  # The mark's threshold is the caller's.
+  assert "+50.0 |" in compare.markdown_table({("s", "a"): row}, gain_points=60)
 
 
 @pytest.mark.parametrize("args,message", [
