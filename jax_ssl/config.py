@@ -203,6 +203,13 @@ def shrink_for_cpu(c):
       shrink(c)
 
 
+def shrink_vit_for_cpu(c):
+  """shrink_for_cpu for a ViT recipe, keeping a ViT: ViT-Tiny with 4-pixel patches at 32
+  pixels (64 patches), its other ViT fields (position table, frozen projection) kept."""
+  shrink_for_cpu(c)
+  c.model.update(arch="vit_tiny", patch_size=4, image_size=32)
+
+
 TINY_STEPS = 1500
 
 

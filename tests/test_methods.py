@@ -128,7 +128,8 @@ def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
 # the devices, and SwAV's multi-crop with the dataset (CIFAR-10's fixed-size images)
 # resident there, crops and all.
 @pytest.mark.parametrize("recipe, path", [
-    ("moco_v2_r50", "host"), ("moco_v3_r50", "host"), ("byol_r50", "device"),
+    ("moco_v2_r50", "host"), ("moco_v3_r50", "host"), ("moco_v3_vit_small", "host"),
+    ("byol_r50", "device"),
     ("swav_r50", "resident"), ("simsiam_r50", "host"), ("barlow_twins_r50", "device"),
     ("vicreg_r50", "resident"), ("npid_r50", "host"), ("pirl_r50", "device"),
     ("rotnet_r50", "device"), ("jigsaw_r50", "host"), ("relative_position_r50", "resident"),
