@@ -28,13 +28,8 @@ def moco_v3_vit(arch):
   c = base_config("moco_v3")
   c.model.update(arch=arch, patch_size=16, image_size=224, num_heads=12, pos_embed="sincos",
                  frozen_patch_embed=True, weight_init="xavier", features="cls")
-  c.moco_v3.temperature = 0.2
-  c.moco_v3.momentum = 0.99
-  c.moco_v3.proj_hidden_dims = (4096, 4096)
-  c.moco_v3.proj_dim = 256
-  c.moco_v3.pred_hidden_dims = (4096,)
-  c.moco_v3.pred_last_bn = True
-  c.moco_v3.scale_loss_by_2t = True
+  c.moco_v3.update(temperature=0.2, momentum=0.99, proj_hidden_dims=(4096, 4096), proj_dim=256,
+                   pred_hidden_dims=(4096,), pred_last_bn=True, scale_loss_by_2t=True)
   c.data.source = "tfds:imagenet2012"
   c.data.test_split = "validation"
   c.data.image_size = 224

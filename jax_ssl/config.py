@@ -40,6 +40,7 @@ def base_config(method=None):
       frozen_patch_embed=False,  # stop-gradient on the random patch projection (MoCo v3)
       features="cls",           # cls | mean_patch | cls_last4 | cls_mean_patch (DINO's probes)
       num_heads=0,              # 0: the size's (Tiny 3, Small 6, Base 12, Large 16)
+      depth=0,                  # blocks; 0: the size's (12, Large 24); fewer for CPU tests
       weight_init="trunc_normal",  # trunc_normal (timm, DINO) | xavier (MoCo v3, MAE)
   ))
 

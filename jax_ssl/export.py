@@ -192,6 +192,7 @@ def timm_model(model_config):
   timm registers that name (vit_small_patch16_224, ...)."""
   m = model_config
   width, depth, heads = vit_lib.SIZES[models.VIT_ARCHS[m.arch]]
+  depth = m.depth or depth
   return {"name": f"{m.arch}_patch{m.patch_size}_224",
           "kwargs": {"img_size": m.image_size, "patch_size": m.patch_size, "embed_dim": width,
                      "depth": depth, "num_heads": m.num_heads or heads, "num_classes": 0}}

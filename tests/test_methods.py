@@ -142,7 +142,8 @@ def test_three_steps_through_the_config_on_mock_data(recipe, path, tmp_path):
                         "--config.train.batch_size=16", "--config.train.max_steps=3",
                         "--config.data.image_size=16", "--config.eval.batch_size=32",
                         "--config.eval.linear_epochs=1", "--config.eval.baseline=False",
-                        "--config.train.checkpoint_every_steps=3"])
+                        "--config.train.checkpoint_every_steps=3",
+                        "--config.model.depth=2"])  # ViTs: 2 blocks compile in seconds
   with tfds.testing.mock_data(num_examples=32):
     final = train.train_and_evaluate(config, str(tmp_path))
   records = metrics.read_metrics(tmp_path)

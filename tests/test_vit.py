@@ -236,6 +236,7 @@ def test_xavier_init_follows_moco_v3():
     (dict(features="cls_last2"), "config.model.features", "cls_last4"),
     (dict(num_heads=5), "config.model.num_heads", "divisor of the width 192"),
     (dict(weight_init="he"), "config.model.weight_init", "xavier"),
+    (dict(depth=-1), "config.model.depth", "positive integer"),
 ])
 def test_bad_vit_config_raises_naming_the_field(overrides, field, accepted):
   config = vit_config(**overrides)
@@ -246,6 +247,9 @@ def test_bad_vit_config_raises_naming_the_field(overrides, field, accepted):
     assert repr(next(iter(overrides.values()))) in str(error.value)
 
 
-def test_num_heads_overrides_the_size_default():
-  assert models.create_backbone(vit_config(arch="vit_small")).num_heads == 6
-  assert models.create_backbone(vit_config(arch="vit_small", num_heads=12)).num_heads == 12
+def test_num_heads_and_depth_override_the_size_defaults():
+  small = models.create_backbone(vit_config(arch="vit_small"))
+  assert (small.num_heads, small.depth) == (6, 12)
+  shallow = models.create_backbone(vit_config(arch="vit_small", num_heads=12, depth=2))
+  assert (shallow.num_heads, shallow.depth) == (12, 2)
+  assert models.backbone_feature_dim(vit_config(features="cls_last4", depth=2)) == 2 * 192

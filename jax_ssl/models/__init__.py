@@ -3,7 +3,8 @@
 `config.model` fields: `arch` ('resnet10' ... 'resnet200', 'vit_tiny' ... 'vit_large'),
 `dtype` ('float32' or 'bfloat16'); for ResNets `width_multiplier` (float > 0), `cifar_stem`
 (bool), `zero_init_last_bn` (bool); for ViTs `patch_size`, `image_size`, `pos_embed`,
-`drop_path_rate`, `frozen_patch_embed`, `features`, `num_heads`, `weight_init` (see config.py).
+`drop_path_rate`, `frozen_patch_embed`, `features`, `num_heads`, `depth`, `weight_init`
+(see config.py).
 """
 import flax.linen as nn
 import jax.numpy as jnp
@@ -21,7 +22,7 @@ VIT_ARCHS = {f"vit_{size}": size for size in vit_lib.SIZES}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 REQUIRED_FIELDS = ("arch", "width_multiplier", "cifar_stem", "zero_init_last_bn", "dtype")
 VIT_FIELDS = ("patch_size", "image_size", "pos_embed", "drop_path_rate", "frozen_patch_embed",
-              "features", "num_heads", "weight_init")
+              "features", "num_heads", "depth", "weight_init")
 BOOL_FIELDS = ("cifar_stem", "zero_init_last_bn")
 
 
@@ -85,6 +86,8 @@ def validate_vit(m) -> None:
   _check(m.features in vit_lib.FEATURES, "features", m.features, list(vit_lib.FEATURES))
   _check(_is_int(m.num_heads) and m.num_heads >= 0 and width % (m.num_heads or heads) == 0,
          "num_heads", m.num_heads, f"0 (the size's {heads}) or a divisor of the width {width}")
+  _check(_is_int(m.depth) and m.depth >= 0, "depth", m.depth, "0 (the size's) or a positive "
+         "integer")
   _check(m.weight_init in vit_lib.INITS, "weight_init", m.weight_init, list(vit_lib.INITS))
 
 
@@ -93,7 +96,8 @@ def create_backbone(model_config) -> nn.Module:
   validate(model_config)
   if is_vit(model_config):
     m = model_config
-    return vit_lib.vit(VIT_ARCHS[m.arch], num_heads=m.num_heads, patch_size=m.patch_size,
+    return vit_lib.vit(VIT_ARCHS[m.arch], num_heads=m.num_heads, depth=m.depth,
+                       patch_size=m.patch_size,
                        image_size=m.image_size, pos_embed=m.pos_embed,
                        drop_path_rate=float(m.drop_path_rate),
                        frozen_patch_embed=m.frozen_patch_embed, features=m.features,
@@ -111,5 +115,6 @@ def backbone_feature_dim(model_config) -> int:
   """Channels of the backbone's pooled features, without building it."""
   validate(model_config)
   if is_vit(model_config):
-    return vit_lib.feature_dim(VIT_ARCHS[model_config.arch], model_config.features)
+    return vit_lib.feature_dim(VIT_ARCHS[model_config.arch], model_config.features,
+                               model_config.depth)
   return feature_dim(ARCHS[model_config.arch], model_config.width_multiplier)

@@ -258,11 +258,13 @@ class ViT(nn.Module):
     return cls_token
 
 
-def vit(size: str, num_heads: int = 0, **kwargs) -> ViT:
-  """ViT of a SIZES entry; num_heads 0 keeps the size's (MoCo v3's ViT-S takes 12)."""
+def vit(size: str, num_heads: int = 0, depth: int = 0, **kwargs) -> ViT:
+  """ViT of a SIZES entry; num_heads and depth 0 keep the size's (MoCo v3's ViT-S takes 12
+  heads)."""
   check_size(size)
-  width, depth, default_heads = SIZES[size]
-  return ViT(width=width, depth=depth, num_heads=num_heads or default_heads, **kwargs)
+  width, default_depth, default_heads = SIZES[size]
+  return ViT(width=width, depth=depth or default_depth, num_heads=num_heads or default_heads,
+             **kwargs)
 
 
 def check_size(size: str) -> None:
@@ -270,9 +272,10 @@ def check_size(size: str) -> None:
     raise ValueError(f"Unsupported ViT size {size!r}; accepted sizes: {list(SIZES)}.")
 
 
-def feature_dim(size: str, features: str = "cls") -> int:
-  """Features per example that `vit(size, features=...)` returns."""
+def feature_dim(size: str, features: str = "cls", depth: int = 0) -> int:
+  """Features per example that `vit(size, features=..., depth=...)` returns."""
   check_size(size)
-  width, depth, _ = SIZES[size]
+  width, default_depth, _ = SIZES[size]
+  depth = depth or default_depth
   blocks = min(depth, LAST_BLOCKS) if features == "cls_last4" else FEATURES[features]
   return width * blocks
