@@ -31,6 +31,17 @@ def base_config(method=None):
       cifar_stem=False,         # 3x3 stride-1 stem and no max-pool, for 32-pixel images
       zero_init_last_bn=False,  # zero-init each residual block's last BN scale
       dtype="float32",          # activations; params, optimizer state and BN stats stay float32
+      # ViTs (arch 'vit_tiny', 'vit_small', 'vit_base', 'vit_large'; models/vit.py):
+      patch_size=16,
+      image_size=224,           # the training input size: its patch grid sets the position
+                                # table, which other sizes (multi-crop) interpolate
+      pos_embed="learned",      # learned | sincos (fixed 2-D sin-cos: MoCo v3, MAE)
+      drop_path_rate=0.0,       # stochastic depth of the last block, rising from 0 at the first
+      frozen_patch_embed=False,  # stop-gradient on the random patch projection (MoCo v3)
+      features="cls",           # cls | mean_patch | cls_last4 | cls_mean_patch (DINO's probes)
+      num_heads=0,              # 0: the size's (Tiny 3, Small 6, Base 12, Large 16)
+      depth=0,                  # blocks; 0: the size's (12, Large 24); fewer for CPU tests
+      weight_init="trunc_normal",  # trunc_normal (timm, DINO) | xavier (MoCo v3, MAE)
   ))
 
   c.data = ml_collections.ConfigDict(dict(
@@ -191,6 +202,13 @@ def shrink_for_cpu(c):
     shrink = methods.get(c.method).tiny
     if shrink is not None:
       shrink(c)
+
+
+def shrink_vit_for_cpu(c):
+  """shrink_for_cpu for a ViT recipe, keeping a ViT: ViT-Tiny with 4-pixel patches at 32
+  pixels (64 patches), its other ViT fields (position table, frozen projection) kept."""
+  shrink_for_cpu(c)
+  c.model.update(arch="vit_tiny", patch_size=4, image_size=32)
 
 
 TINY_STEPS = 1500

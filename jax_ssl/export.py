@@ -11,7 +11,10 @@ writes <workdir>/export/ (also written at the end of every pretraining run):
                        input convention;
   encoder.safetensors  for backbone ResNets, a PyTorch state dict with torchvision's names and
                        layouts (conv1.weight [O, I, kh, kw], bn1.running_mean,
-                       layer1.0.conv1.weight, layer2.0.downsample.0.weight, ...);
+                       layer1.0.conv1.weight, layer2.0.downsample.0.weight, ...); for
+                       ViTs, one with timm's (cls_token, pos_embed, patch_embed.proj.weight,
+                       blocks.0.attn.qkv.weight [3D, D], blocks.0.mlp.fc1.weight, norm.bias,
+                       ...), a fixed sin-cos table written as pos_embed;
   encoder.<part>.safetensors  for a method's own encoder, the same for each ResNet in it
                        (its parameters' top-level entries named '*backbone': CMC's
                        l_backbone with 1 input channel and ab_backbone with 2, CPC's
@@ -19,11 +22,15 @@ writes <workdir>/export/ (also written at the end of every pretraining run):
 
 Loading the state dict into torchvision's resnet (ResNet-18/34/50/...; strict=False, since
 there is no `fc`) gives the same features; a `cifar_stem` encoder needs
-`conv1 = Conv2d(3, width, 3, 1, 1, bias=False)` and `maxpool = Identity()`. Inputs are
-RGB floats in [0, 1] without mean/std normalisation, as in training.
+`conv1 = Conv2d(3, width, 3, 1, 1, bias=False)` and `maxpool = Identity()`. A ViT's loads
+strictly into timm's VisionTransformer(**kwargs) (or timm.create_model(name, **kwargs),
+name such as vit_small_patch16_224) with encoder.json's 'timm' entry, num_classes=0: its
+output is the class token feature. Inputs are RGB floats in [0, 1] without mean/std
+normalisation, as in training.
 """
 import json
 import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +41,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from jax_ssl import cli, methods, models, parallel, step as step_lib
+from jax_ssl.models import vit as vit_lib
 
 EXPORT_DIR = "export"
 INFO_FILE = "encoder.json"
@@ -79,12 +87,17 @@ def export_encoder(variables, config, workdir, step, encoder=None):
   if not is_backbone:
     info["method_config"] = config[config.method].to_dict()
     info["torch_state_dicts"] = {name: part_file(name) for name in parts}
+  is_vit = is_backbone and models.is_vit(config.model)
+  if is_vit:
+    info["timm"] = timm_model(config.model)
   with tf.io.gfile.GFile(os.path.join(out, INFO_FILE), "w") as f:
     f.write(json.dumps(info, indent=2))
   from safetensors.numpy import save  # noqa: PLC0415  (only the exporting process needs it)
   for name, part in parts.items():
+    state = (timm_state_dict(part["params"], config.model) if is_vit
+             else torch_state_dict(part, step))
     with tf.io.gfile.GFile(os.path.join(out, part_file(name)), "wb") as f:
-      f.write(save(torch_state_dict(part, step)))
+      f.write(save(state))
   return out
 
 
@@ -142,6 +155,47 @@ def torch_state_dict(variables, num_batches_tracked=0):
         bn = torch_name(collection, path).rsplit(".", 1)[0]
         state[f"{bn}.num_batches_tracked"] = np.asarray(num_batches_tracked, np.int64)
   return state
+
+
+# ------------------------------------------------------------------- timm ----
+_TIMM_LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias"}
+
+
+def timm_name(path):
+  """('blocks_3', 'attn', 'qkv', 'kernel') -> 'blocks.3.attn.qkv.weight'; ('cls_token',) and
+  ('pos_embed',) keep their names."""
+  *modules, leaf = path
+  modules = [re.sub(r"^blocks_(\d+)$", r"blocks.\1", m) for m in modules]
+  return ".".join(modules + [_TIMM_LEAF.get(leaf, leaf)])
+
+
+def timm_state_dict(params, model_config):
+  """{timm name: numpy array} of a ViT: conv kernels HWIO -> OIHW, dense kernels
+  [in, out] -> [out, in], LayerNorm scale -> weight; a fixed sin-cos table, which is no
+  parameter here, as timm's pos_embed (MoCo v3 stores it so too)."""
+  state = {}
+  for keys, value in jax.tree_util.tree_flatten_with_path(jax.device_get(params))[0]:
+    path = tuple(k.key for k in keys)
+    value = np.asarray(value, np.float32)
+    if path[-1] == "kernel":
+      value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T
+    state[timm_name(path)] = np.ascontiguousarray(value)
+  if "pos_embed" not in state:
+    grid = model_config.image_size // model_config.patch_size
+    state["pos_embed"] = vit_lib.sincos_table(grid, state["cls_token"].shape[-1])[None]
+  return state
+
+
+def timm_model(model_config):
+  """How timm builds the exported ViT, class token features out: `kwargs` for
+  timm.models.vision_transformer.VisionTransformer, or for timm.create_model(`name`) where
+  timm registers that name (vit_small_patch16_224, ...)."""
+  m = model_config
+  width, depth, heads = vit_lib.SIZES[models.VIT_ARCHS[m.arch]]
+  depth = m.depth or depth
+  return {"name": f"{m.arch}_patch{m.patch_size}_224",
+          "kwargs": {"img_size": m.image_size, "patch_size": m.patch_size, "embed_dim": width,
+                     "depth": depth, "num_heads": m.num_heads or heads, "num_classes": 0}}
 
 
 # ------------------------------------------------------------------- load ----

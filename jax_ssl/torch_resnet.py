@@ -156,6 +156,10 @@ def from_export(path):
                             "--workdir=WORKDIR writes them)")
   info = json.loads(_read(f"{folder}/{INFO_FILE}"))
   model_config = info["model"]
+  if "timm" in info:
+    raise ValueError(f"the encoder in {folder} is a {model_config['arch']}: load "
+                     f"{info['torch_state_dict']} into timm's VisionTransformer"
+                     f"(**{info['timm']['kwargs']})")
   if model_config["arch"] not in ARCHS or "torch_state_dict" not in info:
     raise ValueError(f"the encoder in {folder} is a {model_config['arch']}; only ResNets "
                      f"({', '.join(ARCHS)}) are exported for PyTorch")

@@ -4,7 +4,7 @@ import pathlib
 import pytest
 from ml_collections import config_flags
 
-from jax_ssl import config as config_lib, methods
+from jax_ssl import config as config_lib, methods, models
 from jax_ssl.data import sources
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
@@ -32,7 +32,8 @@ def test_config_loads_validates_and_documents_its_launch(path):
 
 
 def _has_tiny_variant(path):
-  return "shrink_for_cpu(c)" in path.read_text()
+  return any(f"{shrink}(c)" in path.read_text() for shrink in ("shrink_for_cpu",
+                                                                "shrink_vit_for_cpu"))
 
 
 @pytest.mark.parametrize("path", [p for p in CONFIG_FILES if _has_tiny_variant(p)],
@@ -41,7 +42,8 @@ def test_tiny_variant_shrinks_the_recipe_and_runs_offline(path):
   full, tiny = load(path), load(path, "tiny")
   config_lib.validate(tiny, num_devices=8)
   assert tiny.train.batch_size < full.train.batch_size
-  assert tiny.method == full.method and tiny.model.arch == "resnet10"
+  assert tiny.method == full.method
+  assert tiny.model.arch == ("vit_tiny" if models.is_vit(full.model) else "resnet10")
   # The built-in digits: no dataset to prepare, nothing to download.
   assert tiny.data.source == "builtin:mnist"
   assert sources.make_source(tiny.data).num_train == 4000

@@ -125,3 +125,106 @@ def test_torch_names_follow_torchvision():
   assert export.torch_name("params", ("layer3_1", "downsample_bn", "scale")) == \
       "layer3.1.downsample.1.weight"
   assert export.torch_name("batch_stats", ("bn1", "var")) == "bn1.running_var"
+
+
+# ------------------------------------------------------------------ ViTs ----
+def torch_vit_class(torch):
+  """timm's VisionTransformer (class token, pre-norm blocks, fused qkv, no classifier) in
+  plain torch, with timm's module names; written here so the test needs no timm."""
+  nn = torch.nn
+
+  class Attention(nn.Module):
+    def __init__(self, dim, heads):
+      super().__init__()
+      self.heads = heads
+      self.qkv = nn.Linear(dim, 3 * dim)
+      self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+      batch, tokens, dim = x.shape
+      qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads)
+      q, k, v = qkv.permute(2, 0, 3, 1, 4)
+      attn = (q @ k.transpose(-2, -1) * (dim // self.heads) ** -0.5).softmax(dim=-1)
+      return self.proj((attn @ v).transpose(1, 2).reshape(batch, tokens, dim))
+
+  class Mlp(nn.Module):
+    def __init__(self, dim):
+      super().__init__()
+      self.fc1, self.act, self.fc2 = nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+
+    def forward(self, x):
+      return self.fc2(self.act(self.fc1(x)))
+
+  class Block(nn.Module):
+    def __init__(self, dim, heads):
+      super().__init__()
+      self.norm1, self.attn = nn.LayerNorm(dim, eps=1e-6), Attention(dim, heads)
+      self.norm2, self.mlp = nn.LayerNorm(dim, eps=1e-6), Mlp(dim)
+
+    def forward(self, x):
+      x = x + self.attn(self.norm1(x))
+      return x + self.mlp(self.norm2(x))
+
+  class PatchEmbed(nn.Module):
+    def __init__(self, patch, dim):
+      super().__init__()
+      self.proj = nn.Conv2d(3, dim, patch, patch)
+
+  class VisionTransformer(nn.Module):
+    def __init__(self, img_size, patch_size, embed_dim, depth, num_heads, num_classes):
+      super().__init__()
+      assert num_classes == 0
+      self.patch_embed = PatchEmbed(patch_size, embed_dim)
+      self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+      self.pos_embed = nn.Parameter(torch.zeros(1, 1 + (img_size // patch_size) ** 2, embed_dim))
+      self.blocks = nn.Sequential(*[Block(embed_dim, num_heads) for _ in range(depth)])
+      self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+
+    def forward(self, images):
+      x = self.patch_embed.proj(images).flatten(2).transpose(1, 2)
+      x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+      return self.norm(self.blocks(x))[:, 0]
+
+  return VisionTransformer
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(pos_embed="learned", weight_init="trunc_normal"),
+    dict(pos_embed="sincos", weight_init="xavier", num_heads=12),  # MoCo v3's ViT-S heads
+])
+def test_vit_export_loads_into_timm_structure_and_gives_the_same_features(tmp_path, overrides):
+  torch = pytest.importorskip("torch")
+  config = config_lib.base_config("simclr")
+  config.model.update(arch="vit_tiny", patch_size=8, image_size=32, **overrides)
+  config.data.image_size = 32
+  backbone = models.create_backbone(config.model)
+  variables = trained_looking_variables(backbone, 32)
+  export.export_encoder(variables, config, str(tmp_path), step=3)
+
+  info = json.loads((tmp_path / "export" / export.INFO_FILE).read_text())
+  assert info["timm"]["name"] == "vit_tiny_patch8_224"
+  state = {k: torch.from_numpy(v) for k, v in
+           load_file(str(tmp_path / "export" / export.TORCH_FILE)).items()}
+  assert state["blocks.11.attn.qkv.weight"].shape == (576, 192)
+  assert state["pos_embed"].shape == (1, 17, 192)
+  model = torch_vit_class(torch)(**info["timm"]["kwargs"])
+  model.load_state_dict(state, strict=True)
+  model.eval()
+  with pytest.raises(ValueError, match="timm's VisionTransformer"):
+    jax_ssl.torch_model(tmp_path)
+
+  images = np.random.default_rng(1).uniform(size=(4, 32, 32, 3)).astype(np.float32)
+  expected = np.asarray(jax.jit(lambda v, x: backbone.apply(v, x, train=False))(variables, images))
+  with torch.no_grad():
+    got = model(torch.from_numpy(images.transpose(0, 3, 1, 2))).numpy()
+  assert got.shape == expected.shape == (4, 192)
+  assert np.abs(got - expected).max() < 1e-4
+  assert np.abs(expected).max() > 0.1
+
+
+def test_timm_names():
+  assert export.timm_name(("blocks_11", "attn", "qkv", "kernel")) == "blocks.11.attn.qkv.weight"
+  assert export.timm_name(("blocks_0", "norm1", "scale")) == "blocks.0.norm1.weight"
+  assert export.timm_name(("patch_embed", "proj", "bias")) == "patch_embed.proj.bias"
+  assert export.timm_name(("cls_token",)) == "cls_token"
+  assert export.timm_name(("norm", "scale")) == "norm.weight"

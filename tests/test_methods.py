@@ -128,7 +128,8 @@ def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
 # the devices, and SwAV's multi-crop with the dataset (CIFAR-10's fixed-size images)
 # resident there, crops and all.
 @pytest.mark.parametrize("recipe, path", [
-    ("moco_v2_r50", "host"), ("moco_v3_r50", "host"), ("byol_r50", "device"),
+    ("moco_v2_r50", "host"), ("moco_v3_r50", "host"), ("moco_v3_vit_small", "host"),
+    ("byol_r50", "device"),
     ("swav_r50", "resident"), ("simsiam_r50", "host"), ("barlow_twins_r50", "device"),
     ("vicreg_r50", "resident"), ("npid_r50", "host"), ("pirl_r50", "device"),
     ("rotnet_r50", "device"), ("jigsaw_r50", "host"), ("relative_position_r50", "resident"),
@@ -141,7 +142,8 @@ def test_three_steps_through_the_config_on_mock_data(recipe, path, tmp_path):
                         "--config.train.batch_size=16", "--config.train.max_steps=3",
                         "--config.data.image_size=16", "--config.eval.batch_size=32",
                         "--config.eval.linear_epochs=1", "--config.eval.baseline=False",
-                        "--config.train.checkpoint_every_steps=3"])
+                        "--config.train.checkpoint_every_steps=3",
+                        "--config.model.depth=2"])  # ViTs: 2 blocks compile in seconds
   with tfds.testing.mock_data(num_examples=32):
     final = train.train_and_evaluate(config, str(tmp_path))
   records = metrics.read_metrics(tmp_path)

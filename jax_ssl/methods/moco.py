@@ -38,6 +38,7 @@ def v3_config():
       proj_hidden_dims=(4096,),
       proj_dim=256,
       pred_hidden_dims=(4096,),
+      pred_last_bn=False,        # an affine-free BN on the prediction (MoCo_ViT; not ResNets)
       scale_loss_by_2t=True,     # the official loss is 2 tau x InfoNCE
   ))
 
@@ -68,6 +69,12 @@ def v2_check(c, num_devices):
 def v3_check(c, num_devices):
   del num_devices
   _check_common(c.moco_v3, "moco_v3")
+  # A gradient of zero does not stop decoupled weight decay (AdamW) from shrinking the
+  # projection; MoCo v3 keeps it out of the optimizer (requires_grad=False).
+  frozen_decays = c.optim.groups.patch_embed.weight_decay and c.optim.weight_decay > 0
+  config_lib.require(not (c.model.frozen_patch_embed and frozen_decays),
+                     "config.optim.groups.patch_embed.weight_decay", True,
+                     "False while config.model.frozen_patch_embed=True")
 
 
 def v2_model(c):
@@ -81,7 +88,8 @@ def v3_model(c):
   projector = common.mlp_head(c, m.proj_hidden_dims, m.proj_dim, last_bn=True,
                               last_bn_scale=False)
   # MoCo v3's linear layers have no bias, its predictor's output included.
-  predictor = common.mlp_head(c, m.pred_hidden_dims, m.proj_dim, output_bias=False)
+  predictor = common.mlp_head(c, m.pred_hidden_dims, m.proj_dim, last_bn=m.pred_last_bn,
+                              last_bn_scale=False, output_bias=False)
   return common.EncoderWithHeads(models.create_backbone(c.model), projector, predictor)
 
 
@@ -171,4 +179,5 @@ MOCO_V2 = methods.register(methods.Method(
 MOCO_V3 = methods.register(methods.Method(
     name="moco_v3", config=v3_config, views=common.byol_views, augment=common.BYOL_AUGMENT,
     create_model=v3_model, loss=v3_loss, tiny=v3_tiny, check=v3_check,
-    init_state=target_state, after_update=_after_update(v3_momentum)))
+    init_state=target_state, after_update=_after_update(v3_momentum),
+    param_groups={"patch_embed": methods.group(r"^backbone/patch_embed/")}))
