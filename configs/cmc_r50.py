@@ -17,8 +17,8 @@ channel and its ab channels, each through its own ResNet-50 of half of the x2 wi
 (here `model.width_multiplier=2.0`, `cmc.width_fraction=0.5`: a ResNet-50 x1 of 1 and
 of 2 input channels), then a linear layer to 128-d, normalised; a memory bank per view
 (1.28M x 128 each, split over the devices) with momentum 0.5; each view's anchors
-against the other view's bank with 16,384 negatives (the official code's default
-`--nce_k` is 4,096), NCE with Z estimated at the first step, temperature 0.07; crops from
+against the other view's bank with 16,384 negatives (`train_CMC.py`'s default `--nce_k`;
+its README says 4,096), NCE with Z estimated at the first step, temperature 0.07; crops from
 8% of the area, flip, no colour augmentation (colour is a view); SGD with momentum 0.9,
 lr 0.03 at batch 256 (the code's resnet50 runs use batch 128), weight decay 1e-4,
 200 epochs.

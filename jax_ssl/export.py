@@ -17,8 +17,9 @@ writes <workdir>/export/ (also written at the end of every pretraining run):
                        ...), a fixed sin-cos table written as pos_embed;
   encoder.<part>.safetensors  for a method's own encoder, the same for each ResNet in it
                        (its parameters' top-level entries named '*backbone': CMC's
-                       l_backbone with 1 input channel and ab_backbone with 2, CPC's
-                       patch encoder), listed in encoder.json's 'torch_state_dicts'.
+                       one per view, by default l_backbone with 1 input channel and
+                       ab_backbone with 2; CPC's patch encoder), listed in
+                       encoder.json's 'torch_state_dicts'.
 
 Loading the state dict into torchvision's resnet (ResNet-18/34/50/...; strict=False, since
 there is no `fc`) gives the same features; a `cifar_stem` encoder needs

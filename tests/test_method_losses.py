@@ -307,15 +307,21 @@ def _cmc_case(seed, views=3, n=16, d=8, num_negatives=12):
   return tuple(features), tuple(positives), tuple(negatives)
 
 
+# The pairs of eqs. 5 (core view) and 6 (full graph), written out for 3 and 4 views.
+CMC_PAIRS = {3: {"core": [(0, 1), (0, 2)], "full_graph": [(0, 1), (0, 2), (1, 2)]},
+             4: {"core": [(0, 1), (0, 2), (0, 3)],
+                 "full_graph": [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]}}
+
+
 @pytest.mark.parametrize("nce", [False, True])
-def test_cmc_core_view_and_full_graph_match_eqs_5_and_6(nce):
-  features, positives, negatives = _cmc_case(30)
-  normalizers = np.array([[0.0, 60.0, 70.0], [80.0, 0.0, 90.0], [65.0, 75.0, 0.0]])
+@pytest.mark.parametrize("views", [3, 4])
+def test_cmc_core_view_and_full_graph_match_eqs_5_and_6(nce, views):
+  features, positives, negatives = _cmc_case(30, views)
+  normalizers = 60.0 + 5.0 * np.arange(views * views).reshape(views, views)
   extra = dict(normalizers=jnp.asarray(normalizers), num_examples=60) if nce else {}
   reference = functools.partial(cmc_reference, features, positives, negatives, 0.07,
                                 normalizers=normalizers if nce else None, num_examples=60)
-  for objective, pairs in (("core", [(0, 1), (0, 2)]),
-                           ("full_graph", [(0, 1), (0, 2), (1, 2)])):
+  for objective, pairs in CMC_PAIRS[views].items():
     got = losses.cmc_loss(features, positives, negatives, temperature=0.07,
                           objective=objective, **extra)
     np.testing.assert_allclose(got, reference(pairs), rtol=1e-5)

@@ -124,6 +124,11 @@ def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
   assert np.abs(kernels[3] - kernels[2]).max() > 1e-6  # then they train
 
 
+# CMC runs with three views (L, a and b) and every pair of them contrasted.
+RECIPE_OVERRIDES = {"cmc_r50": ("--config.cmc.views=('L', 'a', 'b')",
+                                "--config.cmc.objective=full_graph")}
+
+
 # Each augmentation path runs end to end: BYOL's asymmetric pair with its colour ops on
 # the devices, and SwAV's multi-crop with the dataset (CIFAR-10's fixed-size images)
 # resident there, crops and all.
@@ -138,6 +143,7 @@ def test_swav_prototypes_stay_unit_norm_and_do_not_move_while_frozen():
 def test_three_steps_through_the_config_on_mock_data(recipe, path, tmp_path):
   source = "tfds:cifar10" if path == "resident" else "tfds:imagenet2012"
   config = load_config([f"--config={REPO / 'configs' / recipe}.py:tiny",
+                        *RECIPE_OVERRIDES.get(recipe, ()),
                         f"--config.data.augment.path={path}", f"--config.data.source={source}",
                         "--config.train.batch_size=16", "--config.train.max_steps=3",
                         "--config.data.image_size=16", "--config.eval.batch_size=32",

@@ -128,6 +128,19 @@ def test_lab_splits_lightness_from_colour():
   assert 0 <= out["image"].min() and out["image"].max() <= 1 and np.abs(out["ab"]).max() <= 1
 
 
+def test_ydbdr_splits_luma_from_chroma_as_secam_defines_them():
+  rgb = np.random.default_rng(3).uniform(size=(5, 4, 3))
+  out = transforms.ydbdr(jnp.asarray(rgb, jnp.float32), None)
+  r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+  luma = 0.299 * r + 0.587 * g + 0.114 * b  # SECAM's Y, Db and Dr of gamma-encoded RGB
+  db = -0.450 * r - 0.883 * g + 1.333 * b
+  dr = -1.333 * r + 1.116 * g + 0.217 * b
+  np.testing.assert_allclose(out["image"][..., 0], luma, atol=1e-6)
+  np.testing.assert_allclose(out["dbdr"], np.stack([db, dr], -1) / 1.333, atol=1e-6)
+  grey = transforms.ydbdr(jnp.full((2, 2, 3), 0.4), None)
+  np.testing.assert_allclose(grey["dbdr"], 0, atol=1e-6)  # grey has no chroma
+
+
 def test_tinted_lab_gives_grey_images_colour_and_ab_draws_back_as_its_hue():
   grey = jnp.broadcast_to(jnp.linspace(0, 1, 12)[:, None, None], (12, 12, 3))
   plain = transforms.lab(grey, None)

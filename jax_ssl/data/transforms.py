@@ -223,6 +223,22 @@ def tinted_lab(image, key):
   return lab(grey * TINT, key)
 
 
+# YDbDr (SECAM) from gamma-encoded RGB: Y is the luma, Db and Dr span [-1.333, 1.333].
+_RGB_TO_YDBDR = np.array([[0.299, 0.587, 0.114],
+                          [-0.450, -0.883, 1.333],
+                          [-1.333, 1.116, 0.217]], np.float32)
+_DBDR_RANGE = 1.333
+
+
+def ydbdr(image, key):
+  """The view's luma Y as the image, [S, S, 1] in [0, 1], and its chroma Db and Dr as
+  'dbdr', [S, S, 2] scaled to [-1, 1]: the colour space of CMC's best two-view split (Tian
+  et al. 2020, which colour space?)."""
+  del key
+  converted = image @ _RGB_TO_YDBDR.T
+  return {"image": converted[..., :1], "dbdr": converted[..., 1:] / _DBDR_RANGE}
+
+
 # sRGB (D65) from CIE XYZ: the inverse of _RGB_TO_XYZ.
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ.astype(np.float64)).astype(np.float32)
 
@@ -304,6 +320,7 @@ TRANSFORMS = {
     "relative_position": (relative_position, None, None),
     "lab": (lab, None, None),
     "tinted_lab": (tinted_lab, None, None),
+    "ydbdr": (ydbdr, None, None),
     "patches": (patches, int, 7),
     "mask": (mask, float, 0.25),
     "center_mask": (center_mask, float, 0.25),
