@@ -83,7 +83,8 @@ def make_optimizer(optim_config, schedule, decay=True):
         optax.add_decayed_weights(optim_config.weight_decay, mask=decay_params),
         optax.sgd(schedule, momentum=optim_config.momentum, nesterov=optim_config.nesterov))
   if name == "adamw":
-    return optax.adamw(schedule, weight_decay=optim_config.weight_decay, mask=decay_params)
+    return optax.adamw(schedule, b2=optim_config.get("adam_beta2", 0.999),
+                       weight_decay=optim_config.weight_decay, mask=decay_params)
   raise ValueError(f"config.optim.name={name!r} is not an optimizer; expected one of {OPTIMIZERS}")
 
 

