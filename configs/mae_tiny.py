@@ -17,9 +17,11 @@ def get_config(arg=None):
   c = base_config("mae")
   use_tiny_digits(c)
   c.model.update(arch="vit_tiny", depth=4, patch_size=4, image_size=32, pos_embed="sincos",
-                 weight_init="xavier", features="cls")
+                 weight_init="xavier", features="mean_patch")
   c.data.image_size = 32
-  c.mae.update(decoder_width=128, decoder_depth=2, decoder_heads=4)
-  c.optim.update(name="adamw", base_lr=1e-3, lr_scaling="linear", base_batch_size=256,
+  c.mae.update(decoder_width=64, decoder_depth=1, decoder_heads=4)
+  c.train.num_steps = 600
+  c.train.warmup_steps = 30
+  c.optim.update(name="adamw", base_lr=1.5e-3, lr_scaling="linear", base_batch_size=256,
                  weight_decay=0.05, adam_beta2=0.95)
   return c

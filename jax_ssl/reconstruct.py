@@ -2,15 +2,13 @@
 
   python -m jax_ssl.reconstruct --workdir=<MAE pretraining workdir> --out=x.png --num_images=8
 
-Each row holds a test image, the image with its hidden patches grey (the encoder sees the
-rest), the decoder's prediction of every patch, and that prediction with the visible
-patches pasted back (the official visualisation's last panel). With per-patch normalised
-targets (config.mae.norm_pix_loss) a predicted patch is brought back to pixels with the
-mean and variance of the original patch at its place, as the official visualisation does.
-Masks come from --seed, each image its own.
+Each row holds a test image (spread evenly over the split), the image with its hidden
+patches grey (the encoder sees the rest), the decoder's prediction of every patch, and
+that prediction with the visible patches pasted back (the official visualisation's last
+panel). With per-patch normalised targets (config.mae.norm_pix_loss) a predicted patch is
+brought back to pixels with the mean and variance of the original patch at its place, as
+the official visualisation does. Masks come from --seed, each image its own.
 """
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,11 +55,11 @@ def reconstruct(config, params, images, rng):
 
 
 def test_images(config, count):
-  """The first `count` test images, in evaluation preprocessing."""
+  """`count` test images spread evenly over the split, in evaluation preprocessing."""
   source = data.make_source(config.data)
-  batches = data.eval_batches(config.data, source, "test", local_batch_size=count)
-  valid = (img for b in batches for img, ok in zip(b["image"], b["mask"]) if ok)
-  return np.stack(list(itertools.islice(valid, count)))
+  positions = np.unique(np.linspace(0, source.num_test - 1, count).astype(int))
+  found = retrieve.images_at(config, source, "test", positions)
+  return np.stack([found[p] for p in positions if p in found])
 
 
 def reconstruction_grid(workdir, num_images, seed=0):
