@@ -1,13 +1,14 @@
 """MAE: the per-example masks, the loss on hidden patches against its formula and across
-devices, an encoder that sees only the visible patches, reconstructions in pixels and the
-config's errors."""
+devices, an encoder that sees only the visible patches, reconstructions in pixels, the
+config's errors and MAE's linear-probe protocol."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
+from test_train import REPO, load_config
 
-from jax_ssl import config as config_lib, losses, parallel, reconstruct
+from jax_ssl import config as config_lib, losses, parallel, reconstruct, supervised
 from jax_ssl.methods import mae
 
 BATCH, PATCHES, PIXELS = 16, 16, 12  # 16 px images in 4 px patches, one channel's worth x 3
@@ -167,3 +168,17 @@ def test_bad_values_name_their_field(field, value, message):
   with pytest.raises(ValueError, match=message.replace(".", r"\.")) as error:
     config_lib.validate(c, num_devices=1)
   assert "\n" not in str(error.value)
+
+
+def test_maes_linear_probe_protocol_trains_a_normalised_head_with_lars(pretrained_workdir,
+                                                                       tmp_path):
+  config = load_config([f"--config={REPO / 'configs/linear_eval.py'}:mae",
+                        f"--config.pretrained={pretrained_workdir}",
+                        "--config.train.batch_size=16", "--config.train.num_epochs=2",
+                        "--config.train.warmup_epochs=1", "--config.eval.batch_size=32"])
+  assert (config.optim.name, config.optim.weight_decay, config.train.batch_size) == \
+      ("lars", 0.0, 16)
+  assert load_config([f"--config={REPO / 'configs/linear_eval.py'}:mae"]).train.batch_size \
+      == 16384
+  results = supervised.run(config, str(tmp_path / "linear"))
+  assert 0 <= results["linear_top1"] <= results["linear_top5"] <= 1
