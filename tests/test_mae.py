@@ -182,3 +182,29 @@ def test_maes_linear_probe_protocol_trains_a_normalised_head_with_lars(pretraine
       == 16384
   results = supervised.run(config, str(tmp_path / "linear"))
   assert 0 <= results["linear_top1"] <= results["linear_top5"] <= 1
+
+
+def test_layer_decay_scales_each_vit_layers_updates(tiny_config):
+  from jax_ssl import optim  # noqa: PLC0415
+
+  params = {"backbone": mae.create_model(tiny_config).backbone.init(
+      jax.random.key(10), jnp.zeros((1, 16, 16, 3)), train=False)["params"],
+            "head": {"kernel": jnp.ones((192, 10))}}
+  scales = optim.layer_scales(params, 0.5)  # depth 2: embeddings 0, blocks 1-2, the rest 3
+  assert scales["backbone"]["cls_token"] == scales["backbone"]["patch_embed"]["proj"][
+      "kernel"] == 0.125
+  assert scales["backbone"]["blocks_0"]["attn"]["qkv"]["kernel"] == 0.25
+  assert scales["backbone"]["blocks_1"]["mlp"]["fc2"]["bias"] == 0.5
+  assert scales["backbone"]["norm"]["scale"] == scales["head"]["kernel"] == 1.0
+  grads = jax.tree.map(lambda p: jnp.full_like(p, 0.1), params)
+
+  def first_update(layer_decay):
+    c = config_lib.base_config().optim
+    c.update(name="adamw", weight_decay=0.05, layer_decay=layer_decay)
+    tx = optim.make_optimizer(c, 1e-3)
+    return tx.update(grads, tx.init(params), params)[0]
+
+  jax.tree.map(lambda d, p, s: np.testing.assert_allclose(d, p * s, rtol=1e-6),
+               first_update(0.5), first_update(1.0), scales)
+  finetune = load_config([f"--config={REPO / 'configs/finetune.py'}:mae"])
+  assert (finetune.optim.name, finetune.optim.layer_decay) == ("adamw", 0.65)
