@@ -18,7 +18,9 @@ minutes (19.7 minutes of wall time on 2 cores shared with other jobs, load avera
 20; `python -m jax_ssl.compare --config=configs/mae_tiny.py --source=builtin:mnist`,
 2026-12-05). MAE is known to trail contrastive methods under a linear probe, all the
 more so after a few hundred steps. Tried and not kept: 1,500 steps with a decoder 128
-wide of 2 blocks and the class token, stopped at step 250 for taking 20 CPU minutes.
+wide of 2 blocks and the class token, stopped at step 250 for taking 20 CPU minutes;
+--config.optim.base_lr=4e-3, linear_top1 0.846 and knn_top1 0.559 (-2.7 points) in 4.7
+CPU minutes.
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 
