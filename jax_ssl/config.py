@@ -109,6 +109,8 @@ def base_config(method=None):
       momentum=0.9,
       nesterov=False,
       trust_coefficient=0.001,
+      adam_beta2=0.999,          # adamw's second-moment decay (MAE: 0.95)
+      layer_decay=1.0,           # < 1: ViT block i's rate x decay^(depth - i) (MAE fine-tuning)
       # {group: treatment} for the method's parameter groups (optim.GROUP_FIELDS); the
       # other parameters are the default group, treated as above.
       groups=ml_collections.ConfigDict(),
@@ -365,6 +367,8 @@ def _validate_optim(o):
   for name in ("warmup_start_fraction", "final_lr_fraction"):
     require(0 <= o[name] <= 1, f"config.optim.{name}", o[name], "in [0, 1]")
   require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
+  require(0 < o.layer_decay <= 1, "config.optim.layer_decay", o.layer_decay, "in (0, 1]")
+  require(0 < o.adam_beta2 < 1, "config.optim.adam_beta2", o.adam_beta2, "in (0, 1)")
 
 
 def _validate_eval(e, num_devices):

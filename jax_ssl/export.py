@@ -264,6 +264,14 @@ def read_run_config(workdir):
 def export_from_workdir(workdir):
   """Exports the encoder of the latest checkpoint in a pretraining workdir."""
   config = read_run_config(workdir)
+  step, state = restore_latest(workdir)
+  encoder = methods.get(config.method).encoder(config)
+  return export_encoder(encoder.variables(state["params"], state["batch_stats"]),
+                        config, workdir, step, encoder)
+
+
+def restore_latest(workdir):
+  """(step, train state) of the latest checkpoint in a pretraining workdir."""
   directory = os.path.join(_absolute(workdir), "checkpoints")
   manager = ocp.CheckpointManager(directory, item_names=("state",))
   step = manager.latest_step()
@@ -272,10 +280,8 @@ def export_from_workdir(workdir):
     raise FileNotFoundError(f"{workdir} has no checkpoint in {directory} (found {sorted(found)});"
                             " expected a pretraining run that saved at least one step")
   # Restored without a target: every entry lands on one device, which an encoder fits.
-  state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  encoder = methods.get(config.method).encoder(config)
-  return export_encoder(encoder.variables(state["state"]["params"], state["state"]["batch_stats"]),
-                        config, workdir, step, encoder)
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  return step, restored["state"]
 
 
 def main(argv):

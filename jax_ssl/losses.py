@@ -567,3 +567,29 @@ def cpc_infonce(predictions, targets, *, axis_name=None):
     total += jnp.sum(jax.nn.logsumexp(logits, axis=1) - positive)
     count += queries.shape[0]
   return _global_sum(total, axis_name) / _global_sum(count, axis_name)
+
+
+NORM_PIX_EPS = 1e-6  # MAE's, inside the square root of the patch's variance
+
+
+def normalized_patches(patches, eps=NORM_PIX_EPS):
+  """Each patch [..., P] standardised by its own mean and (biased) variance:
+  (x - mean) / sqrt(var + eps), MAE's norm_pix_loss target. Also returns the mean and
+  var, to undo it."""
+  patches = patches.astype(jnp.float32)
+  mean = jnp.mean(patches, axis=-1, keepdims=True)
+  var = jnp.var(patches, axis=-1, keepdims=True)
+  return (patches - mean) / jnp.sqrt(var + eps), mean, var
+
+
+def mae_loss(predicted, patches, mask, *, norm_pix=True, axis_name=None):
+  """Masked autoencoder reconstruction (He et al. 2022, section 3): the squared error
+  averaged over each patch's pixels, then over the masked patches of the global batch,
+  sum_i,l m_il e_il / sum_i,l m_il. The targets are the pixels of `patches` [B, L, P],
+  each patch standardised on its own with norm_pix (the paper's better variant);
+  `mask` [B, L] is 1 where the patch was hidden, so visible patches count for nothing."""
+  target = normalized_patches(patches)[0] if norm_pix else patches.astype(jnp.float32)
+  error = jnp.mean((predicted.astype(jnp.float32) - target) ** 2, axis=-1)
+  mask = mask.astype(jnp.float32)
+  masked = _global_sum(jnp.sum(error * mask), axis_name)
+  return masked / jnp.maximum(_global_sum(jnp.sum(mask), axis_name), 1.0)

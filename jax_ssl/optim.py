@@ -59,7 +59,51 @@ def _mask(optim_config, field, decay):
   return decay_mask if optim_config.get(field, True) else _constant_mask(True)
 
 
+# ------------------------------------------------ layer-wise lr decay ----
+# A ViT parameter's layer (BEiT's and MAE's lr_decay.py): the embeddings 0, block i
+# i + 1, the rest (final norm, classifier) depth + 1.
+_EMBEDDINGS = re.compile(r"(^|/)(cls_token|pos_embed|patch_embed)(/|$)")
+_BLOCK = re.compile(r"(^|/)blocks_(\d+)/")
+
+
+def layer_of(path, depth):
+  block = _BLOCK.search(path)
+  if block:
+    return int(block.group(2)) + 1
+  return 0 if _EMBEDDINGS.search(path) else depth + 1
+
+
+def layer_scales(params, decay):
+  """Each parameter's learning-rate multiplier decay^(depth + 1 - layer): the head at the
+  full rate, each block below it `decay` times its successor's."""
+  paths = [param_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
+  depth = 1 + max((int(m.group(2)) for m in map(_BLOCK.search, paths) if m), default=-1)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: decay ** (depth + 1 - layer_of(param_path(path), depth)), params)
+
+
+def scale_by_layer(decay):
+  """Multiplies each update by its layer's scale: with the learning rate and decoupled
+  weight decay already in the update, the same as scaling that parameter's learning rate
+  (its weight decay included, as torch's AdamW does per parameter group)."""
+  def init(params):
+    del params
+    return optax.EmptyState()
+
+  def update(updates, state, params):
+    return jax.tree.map(lambda u, s: u * s, updates, layer_scales(params, decay)), state
+
+  return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(optim_config, schedule, decay=True):
+  """`make_optimizer_of_name`, with optim.layer_decay < 1 scaling each ViT layer's rate."""
+  tx = make_optimizer_of_name(optim_config, schedule, decay)
+  layer_decay = optim_config.get("layer_decay", 1.0)
+  return tx if layer_decay == 1.0 else optax.chain(tx, scale_by_layer(layer_decay))
+
+
+def make_optimizer_of_name(optim_config, schedule, decay=True):
   """The optimizer of `config.optim`. `optim.exclude_from_decay` and
   `optim.exclude_from_trust_ratio` (both True by default) keep biases and BN parameters
   out of weight decay and LARS/LARC adaptation; decay=False keeps every parameter out."""
@@ -83,7 +127,8 @@ def make_optimizer(optim_config, schedule, decay=True):
         optax.add_decayed_weights(optim_config.weight_decay, mask=decay_params),
         optax.sgd(schedule, momentum=optim_config.momentum, nesterov=optim_config.nesterov))
   if name == "adamw":
-    return optax.adamw(schedule, weight_decay=optim_config.weight_decay, mask=decay_params)
+    return optax.adamw(schedule, b2=optim_config.get("adam_beta2", 0.999),
+                       weight_decay=optim_config.weight_decay, mask=decay_params)
   raise ValueError(f"config.optim.name={name!r} is not an optimizer; expected one of {OPTIMIZERS}")
 
 

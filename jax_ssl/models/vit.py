@@ -202,7 +202,10 @@ class ViT(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool):
+  def __call__(self, x, train: bool, keep=None, pool: bool = True):
+    """`keep` [B, K], patch positions per example: only those patches (and the class
+    token) enter the blocks (MAE's encoder). pool=False returns the normed tokens
+    [B, 1 + K, D] instead of the features."""
     grid = self.patch_grid(x.shape)
     x = self.embed_patches(jnp.asarray(x, self.dtype))
     # DINO draws the class token like the weights; MoCo v3 (timm) starts it near zero.
@@ -211,6 +214,9 @@ class ViT(nn.Module):
     cls_token = jnp.broadcast_to(cls_token, (x.shape[0], 1, self.width)).astype(self.dtype)
     x = jnp.concatenate([cls_token, x], axis=1)
     x = x + resize_pos_embed(self.position_table(), grid).astype(self.dtype)
+    if keep is not None:  # positions are added first, so each kept patch keeps its own
+      patches = jnp.take_along_axis(x[:, 1:], keep[..., None], axis=1)
+      x = jnp.concatenate([x[:, :1], patches], axis=1)
     rates = drop_path_rates(self.drop_path_rate, self.depth)
     norm = layer_norm(self.dtype, "norm")
     last_outputs = []
@@ -219,8 +225,10 @@ class ViT(nn.Module):
                 name=f"blocks_{index}")(x, train)
       if self.features == "cls_last4" and index >= self.depth - LAST_BLOCKS:
         last_outputs.append(norm(x)[:, 0])
-    x = norm(x).astype(jnp.float32)
-    return self.pool(x, last_outputs)
+    x = norm(x)
+    if not pool:
+      return x
+    return self.pool(x.astype(jnp.float32), last_outputs)
 
   def patch_grid(self, shape):
     """Patches per side of the input; the image must be square and tile into patches."""
