@@ -118,6 +118,9 @@ def base_config(method=None):
       linear_mode="standard",    # linear_eval: standard (augmented, SGD) | fast (cached features)
       diagnostic_examples=2048,  # test embeddings for the uniformity diagnostic
       online_probe=False,        # train a linear classifier on stop-gradient features as it goes
+      # also the fast linear probe on each ResNet stage's pooled output (linear_top1_layer1,
+      # ...): a pretext task can leave its best features before the last stage
+      probe_layers=False,
       online_probe_lr=0.1,       # its SGD (Nesterov) learning rate, cosine-decayed over the run
   ))
   if method:
@@ -333,7 +336,7 @@ def validate(config, *, num_devices, num_processes=1):
   pipeline.check_data_config(config.data)
   models.validate(config.model)
   _validate_optim(config.optim)
-  _validate_eval(config.eval, num_devices)
+  _validate_eval(config.eval, num_devices, config.task)
 
 
 def _validate_optim(o):
@@ -346,7 +349,7 @@ def _validate_optim(o):
   require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
 
 
-def _validate_eval(e, num_devices):
+def _validate_eval(e, num_devices, task):
   require(e.every_epochs >= 0, "config.eval.every_epochs", e.every_epochs, ">= 0")
   require(e.every_steps >= 0, "config.eval.every_steps", e.every_steps, ">= 0")
   require(e.batch_size > 0 and e.batch_size % num_devices == 0, "config.eval.batch_size",
@@ -358,6 +361,8 @@ def _validate_eval(e, num_devices):
            f"one of {LINEAR_MODES}")
   require(e.diagnostic_examples >= 2, "config.eval.diagnostic_examples", e.diagnostic_examples,
            ">= 2")
-  require(isinstance(e.online_probe, bool), "config.eval.online_probe", e.online_probe,
-           "True or False")
+  for name in ("online_probe", "probe_layers"):
+    require(isinstance(e[name], bool), f"config.eval.{name}", e[name], "True or False")
+  require(not (e.probe_layers and task == "finetune"), "config.eval.probe_layers",
+          e.probe_layers, "False with config.task='finetune' (it probes frozen features)")
   require(e.online_probe_lr > 0, "config.eval.online_probe_lr", e.online_probe_lr, "> 0")

@@ -7,10 +7,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jax_ssl.models.heads import MLPHead, UpsamplingDecoder
-from jax_ssl.models.resnet import BASE_WIDTH, STAGE_SIZES, ResNet, feature_dim, resnet, scaled_width
+from jax_ssl.models.resnet import BASE_WIDTH, STAGE_SIZES, ResNet, capture_blocks, feature_dim
+from jax_ssl.models.resnet import pooled_stages, resnet, scaled_width
 
 __all__ = ["ResNet", "MLPHead", "UpsamplingDecoder", "create_backbone", "backbone_feature_dim",
-           "validate"]
+           "stage_features", "validate"]
 
 ARCHS = {f"resnet{depth}": depth for depth in STAGE_SIZES}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -61,3 +62,11 @@ def backbone_feature_dim(model_config) -> int:
   """Channels of the backbone's pooled features, without building it."""
   validate(model_config)
   return feature_dim(ARCHS[model_config.arch], model_config.width_multiplier)
+
+
+def stage_features(module, variables, images):
+  """{'layer1': [B, C1], ...}: each ResNet stage's output inside `module` (a backbone or a
+  method's evaluation encoder), globally average-pooled, in inference mode."""
+  _, captured = module.apply(variables, images, train=False, capture_intermediates=capture_blocks,
+                             mutable=["intermediates"])
+  return pooled_stages(captured["intermediates"])
