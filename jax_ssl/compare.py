@@ -13,7 +13,9 @@ to fill in what a stopped comparison left. OUT gets
   comparison.md     linear and kNN top-1 against the random-init encoder, mean and spread
                     (sample standard deviation) over the seeds, and each run's minutes
   comparison.png    the same as bars, one panel per source
---set=field=value (repeatable) changes every run, e.g. --set=train.num_steps=500.
+--set=field=value (repeatable) changes every run, e.g. --set=train.num_steps=500;
+--set=eval.probe_layers=True adds the probe on each ResNet stage to results.jsonl and a
+second table in comparison.md.
 """
 import ast
 import contextlib
@@ -40,6 +42,11 @@ flags.mark_flags_as_required(["config", "out"])
 
 GAIN_POINTS = 5.0  # the table marks rows that gained at least this much linear top-1
 FIGURES = ("linear_top1", "baseline_linear_top1", "knn_top1", "baseline_knn_top1")
+STAGE_PREFIX = "linear_top1_"  # with --set=eval.probe_layers=True: linear_top1_layer1, ...
+
+
+def is_stage(key):
+  return key.removeprefix("baseline_").startswith(STAGE_PREFIX)
 
 
 class Stopped(Exception):
@@ -136,7 +143,7 @@ def run_one(variant, source, seed, common, workdir):
     raise Stopped(f"stopped by SIGTERM at step {results['stopped_at_step']} of {workdir}; "
                   "run the same command again to resume")
   record["seconds"] = round(time.perf_counter() - started, 1)
-  record.update({k: float(results[k]) for k in FIGURES if k in results})
+  record.update({k: float(v) for k, v in results.items() if k in FIGURES or is_stage(k)})
   with open(done, "w") as f:
     json.dump(record, f)
   return record
@@ -160,7 +167,8 @@ def summarise(records):
   summary = {}
   for key, runs in rows.items():
     good = [r for r in runs if "error" not in r]
-    row = {k: _mean_std([r[k] for r in good if k in r]) for k in FIGURES}
+    figures = FIGURES + tuple(dict.fromkeys(k for r in good for k in r if is_stage(k)))
+    row = {k: _mean_std([r[k] for r in good if k in r]) for k in figures}
     row["seeds"] = len(good)
     row["minutes"] = max((r["seconds"] / 60 for r in good), default=None)
     row["errors"] = [r["error"] for r in runs if "error" in r]
@@ -193,7 +201,29 @@ def markdown_table(summary):
         f"{_cell(row['baseline_linear_top1'])} | {gain_text} | {_cell(row['knn_top1'])} | "
         f"{_cell(row['baseline_knn_top1'])} | {row['seeds']} | {minutes} |")
   return "\n".join(lines) + (f"\n\n✓: at least {GAIN_POINTS:g} points of linear top-1 over "
-                             "the random-init encoder.\n")
+                             "the random-init encoder.\n") + stage_table(summary)
+
+
+def stage_table(summary):
+  """Linear top-1 of each ResNet stage against the random-init encoder's, and the best
+  stage, for the runs that probed them; '' if none did."""
+  stages = list(dict.fromkeys(k.removeprefix(STAGE_PREFIX) for row in summary.values()
+                              for k in row if k.startswith(STAGE_PREFIX)))
+  if not stages:
+    return ""
+  lines = ["", "Linear top-1 by ResNet stage (random init in brackets):", "",
+           "| source | run | " + " | ".join(stages) + " | best |",
+           "| --- | --- | " + "--- | " * len(stages) + "--- |"]
+  for (source, name), row in summary.items():
+    means = {s: row.get(STAGE_PREFIX + s, (None,))[0] for s in stages}
+    bases = {s: row.get(f"baseline_{STAGE_PREFIX}{s}", (None,))[0] for s in stages}
+    if all(m is None for m in means.values()):
+      continue
+    cells = [f"{means[s]:.3f} ({bases[s]:.3f})" if None not in (means[s], bases[s]) else "–"
+             for s in stages]
+    best = max((s for s in stages if means[s] is not None), key=means.get)
+    lines.append(f"| {source} | {name} | " + " | ".join(cells) + f" | {best} |")
+  return "\n".join(lines) + "\n"
 
 
 def bar_chart(summary, path):
