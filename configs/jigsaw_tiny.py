@@ -17,8 +17,7 @@ against 0.505, 0.585, 0.690, 0.759.
 
 Before, with the crop at 42 pixels (cells of 14, tiles of 12) and 500 steps, the same
 comparison gave 0.762 against 0.759 (stages 0.593, 0.688, 0.759, 0.762); the two changes
-were measured together, not apart. A likely reason: at 42 pixels the tiles show strokes
-at 1.5 times the scale the probe sees them at.
+were measured together, and why they help was not investigated.
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 from jax_ssl.pretext import use_sgd
