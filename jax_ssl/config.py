@@ -118,10 +118,10 @@ def base_config(method=None):
       linear_mode="standard",    # linear_eval: standard (augmented, SGD) | fast (cached features)
       diagnostic_examples=2048,  # test embeddings for the uniformity diagnostic
       online_probe=False,        # train a linear classifier on stop-gradient features as it goes
+      online_probe_lr=0.1,       # its SGD (Nesterov) learning rate, cosine-decayed over the run
       # also the fast linear probe on each ResNet stage's pooled output (linear_top1_layer1,
       # ...): a pretext task can leave its best features before the last stage
       probe_layers=False,
-      online_probe_lr=0.1,       # its SGD (Nesterov) learning rate, cosine-decayed over the run
   ))
   if method:
     from jax_ssl import methods  # noqa: PLC0415  (methods import this module)
