@@ -8,14 +8,12 @@ The shared tiny setting is `jax_ssl.config.use_tiny_digits`, with SwAV's tiny mu
 reset from k-means at every epoch start, projection 64 -> 256 -> 64, temperature 0.1;
 LARS as swav_tiny (lr 1.0 x batch/256, weight decay 1e-5).
 
-Measured with the tiny recipe of 2026-12-04 (15 epochs, colour strength 0.5, crops
-from 40%), not yet with today's 1,500 steps and colour-robust augmentation.
-Expected: linear_top1 0.879 and knn_top1 0.825 against the random-init encoder's 0.759 and
-0.750, in 3 minutes 50 seconds on 2 CPU cores shared with other jobs (load average about
-4; measured with this file, 2026-12-04; a run at load 10 gave the same figures in 9
-minutes 32 seconds, when simsiam_tiny took 8 minutes 42 seconds against its 1 minute 36
-seconds on an idle machine). Each epoch starts with features of the 4,000 training digits
-and 3 k-means runs.
+Expected: linear_top1 0.871 and knn_top1 0.791 against the random-init encoder's 0.759 and
+0.750 (python -m jax_ssl.compare, 2026-12-05), in 37 minutes on 2 CPU cores shared with
+other jobs at a load average falling from 25 to 9, the run taking about 400 CPU-seconds of
+them. Each epoch starts with features of the 4,000 training digits and 3 k-means runs.
+With the tiny recipe of 2026-12-04 (colour strength 0.5, crops from 40%) it reached 0.879
+in 3 minutes 50 seconds at a load average of about 4.
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 from jax_ssl.methods.swav import digits_multicrop

@@ -14,7 +14,9 @@ to fill in what a stopped comparison left. OUT gets
   comparison.md     linear and kNN top-1 against the random-init encoder, mean and spread
                     (sample standard deviation) over the seeds, and each run's minutes
   comparison.png    the same as bars, one panel per source
---set=field=value (repeatable) changes every run, e.g. --set=train.num_steps=500.
+--set=field=value (repeatable) changes every run, e.g. --set=train.num_steps=500;
+--set=eval.probe_layers=True adds the probe on each ResNet stage to results.jsonl and a
+second table in comparison.md.
 """
 import ast
 import contextlib
@@ -43,6 +45,11 @@ flags.DEFINE_float("gain_points", 5.0, "The table marks runs whose linear top-1 
 flags.mark_flags_as_required(["config", "out"])
 
 FIGURES = ("linear_top1", "baseline_linear_top1", "knn_top1", "baseline_knn_top1")
+STAGE_PREFIX = "linear_top1_"  # with --set=eval.probe_layers=True: linear_top1_layer1, ...
+
+
+def is_stage(key):
+  return key.removeprefix("baseline_").startswith(STAGE_PREFIX)
 
 
 class Stopped(Exception):
@@ -151,7 +158,7 @@ def run_one(variant, source, seed, common, workdir):
   record["seconds"] = round(time.perf_counter() - started, 1)
   # Every thread's CPU time: on a machine shared with other work, wall time says little.
   record["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
-  record.update({k: float(results[k]) for k in FIGURES if k in results})
+  record.update({k: float(v) for k, v in results.items() if k in FIGURES or is_stage(k)})
   with open(done, "w") as f:
     json.dump(record, f)
   return record
@@ -175,7 +182,8 @@ def summarise(records):
   summary = {}
   for key, runs in rows.items():
     good = [r for r in runs if "error" not in r]
-    row = {k: _mean_std([r[k] for r in good if k in r]) for k in FIGURES}
+    figures = FIGURES + tuple(dict.fromkeys(k for r in good for k in r if is_stage(k)))
+    row = {k: _mean_std([r[k] for r in good if k in r]) for k in figures}
     row["seeds"] = len(good)
     row["minutes"] = max((r["seconds"] / 60 for r in good), default=None)
     row["cpu_minutes"] = max((r["cpu_seconds"] / 60 for r in good if "cpu_seconds" in r),
@@ -211,7 +219,29 @@ def markdown_table(summary, gain_points=5.0):
         f"{_cell(row['baseline_knn_top1'])} | {row['seeds']} | {minutes} | {cpu} |")
   return "\n".join(lines) + (f"\n\n✓: at least {gain_points:g} points of linear top-1 over "
                              "the random-init encoder. CPU minutes: the run's CPU time over "
-                             "all its threads.\n")
+                             "all its threads.\n") + stage_table(summary)
+
+
+def stage_table(summary):
+  """Linear top-1 of each ResNet stage against the random-init encoder's, and the best
+  stage, for the runs that probed them; '' if none did."""
+  stages = list(dict.fromkeys(k.removeprefix(STAGE_PREFIX) for row in summary.values()
+                              for k in row if k.startswith(STAGE_PREFIX)))
+  if not stages:
+    return ""
+  lines = ["", "Linear top-1 by ResNet stage (random init in brackets):", "",
+           "| source | run | " + " | ".join(stages) + " | best |",
+           "| --- | --- | " + "--- | " * len(stages) + "--- |"]
+  for (source, name), row in summary.items():
+    means = {s: row.get(STAGE_PREFIX + s, (None,))[0] for s in stages}
+    bases = {s: row.get(f"baseline_{STAGE_PREFIX}{s}", (None,))[0] for s in stages}
+    if all(m is None for m in means.values()):
+      continue
+    cells = [f"{means[s]:.3f} ({bases[s]:.3f})" if None not in (means[s], bases[s]) else "–"
+             for s in stages]
+    best = max((s for s in stages if means[s] is not None), key=means.get)
+    lines.append(f"| {source} | {name} | " + " | ".join(cells) + f" | {best} |")
+  return "\n".join(lines) + "\n"
 
 
 def bar_chart(summary, path):

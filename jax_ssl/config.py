@@ -132,6 +132,9 @@ def base_config(method=None):
       diagnostic_examples=2048,  # test embeddings for the uniformity diagnostic
       online_probe=False,        # train a linear classifier on stop-gradient features as it goes
       online_probe_lr=0.1,       # its SGD (Nesterov) learning rate, cosine-decayed over the run
+      # also the fast linear probe on each ResNet stage's pooled output (linear_top1_layer1,
+      # ...): a pretext task can leave its best features before the last stage
+      probe_layers=False,
   ))
   if method:
     from jax_ssl import methods  # noqa: PLC0415  (methods import this module)
@@ -356,7 +359,7 @@ def validate(config, *, num_devices, num_processes=1):
   pipeline.check_data_config(config.data)
   models.validate(config.model)
   _validate_optim(config.optim)
-  _validate_eval(config.eval, num_devices)
+  _validate_eval(config.eval, num_devices, config.task)
 
 
 def _validate_optim(o):
@@ -371,7 +374,7 @@ def _validate_optim(o):
   require(0 < o.adam_beta2 < 1, "config.optim.adam_beta2", o.adam_beta2, "in (0, 1)")
 
 
-def _validate_eval(e, num_devices):
+def _validate_eval(e, num_devices, task):
   require(e.every_epochs >= 0, "config.eval.every_epochs", e.every_epochs, ">= 0")
   require(e.every_steps >= 0, "config.eval.every_steps", e.every_steps, ">= 0")
   require(e.batch_size > 0 and e.batch_size % num_devices == 0, "config.eval.batch_size",
@@ -383,6 +386,8 @@ def _validate_eval(e, num_devices):
            f"one of {LINEAR_MODES}")
   require(e.diagnostic_examples >= 2, "config.eval.diagnostic_examples", e.diagnostic_examples,
            ">= 2")
-  require(isinstance(e.online_probe, bool), "config.eval.online_probe", e.online_probe,
-           "True or False")
+  for name in ("online_probe", "probe_layers"):
+    require(isinstance(e[name], bool), f"config.eval.{name}", e[name], "True or False")
+  require(not (e.probe_layers and task == "finetune"), "config.eval.probe_layers",
+          e.probe_layers, "False with config.task='finetune' (it probes frozen features)")
   require(e.online_probe_lr > 0, "config.eval.online_probe_lr", e.online_probe_lr, "> 0")

@@ -442,21 +442,48 @@ def _pick_pair(batch, picks):
   return {"view1": first, "view2": second}
 
 
-def evaluate_encoder(encode, config, source, mesh, prefix="", pairs=None):
+def config_linear_probe(train, test, num_classes, eval_config, ks=(1, 5)):
+  """`linear_probe_accuracies` with config.eval's hyperparameters."""
+  e = eval_config
+  return linear_probe_accuracies(train, test, num_classes, epochs=e.linear_epochs,
+                                 lr=e.linear_lr, weight_decay=e.linear_weight_decay,
+                                 batch_size=e.linear_batch_size, ks=ks)
+
+
+def stage_probes(encode_stages, config, source, mesh, prefix="", label_fraction=1.0):
+  """{prefix}linear_top1_<stage>: the fast linear probe on each ResNet stage's pooled
+  features (`encode_stages(images) -> {stage: [B, C]}`, see models.stage_features), from
+  one pass over each split, trained on a class-balanced `label_fraction` of the train
+  split. Pretext tasks often shape the last stage to their own task: an earlier one can
+  hold the better features (Goyal et al. 2019)."""
+  e = config.eval
+  train = split_features(encode_stages, config, source, "train", mesh, e.max_train_examples)
+  test = split_features(encode_stages, config, source, "test", mesh)
+  if label_fraction < 1:
+    train = label_subset(train, label_fraction, config.seed)
+
+  def stage(features, name):
+    return dataclasses.replace(features, x=features.x[name])
+
+  return {f"{prefix}linear_top1_{name}": config_linear_probe(
+      stage(train, name), stage(test, name), source.num_classes, e, ks=(1,))[1]
+          for name in train.x}
+
+
+def evaluate_encoder(encode, config, source, mesh, prefix="", pairs=None, encode_stages=None):
   """kNN, fast linear probe and diagnostics of the encoder on the labelled splits, and
   how many of their images failed to decode (skipped_images).
 
   `pairs`, a batch with 'view1' and 'view2' (two augmentations of the same images, see
-  `positive_pairs`), adds the alignment diagnostic.
+  `positive_pairs`), adds the alignment diagnostic; `encode_stages`, the probe on each
+  ResNet stage (`stage_probes`).
   """
   e = config.eval
   train = split_features(encode, config, source, "train", mesh, e.max_train_examples)
   test = split_features(encode, config, source, "test", mesh)
   knn = knn_accuracies(train, test, source.num_classes, ks=knn_ks(e),
                        temperature=e.knn_temperature)
-  linear = linear_probe_accuracies(
-      train, test, source.num_classes, epochs=e.linear_epochs, lr=e.linear_lr,
-      weight_decay=e.linear_weight_decay, batch_size=e.linear_batch_size)
+  linear = config_linear_probe(train, test, source.num_classes, e)
   first, _, found = at_positions(test, np.arange(min(e.diagnostic_examples,
                                                      _position_bound(test))))
   results = {"knn_top1": knn[e.knn_k], **{f"knn_top1_k{k}": v for k, v in knn.items()},
@@ -466,6 +493,8 @@ def evaluate_encoder(encode, config, source, mesh, prefix="", pairs=None):
              "skipped_images": len(train.skipped) + len(test.skipped)}
   if pairs is not None:
     results["alignment"] = diagnostics.alignment(encode(pairs["view1"]), encode(pairs["view2"]))
+  if encode_stages is not None:
+    results.update(stage_probes(encode_stages, config, source, mesh))
   return {prefix + k: v for k, v in results.items()}
 
 

@@ -208,6 +208,9 @@ class EvalProgress:
       self._bar = None
 
 
+STAGE_PREFIX = "linear_top1_"  # the probe on each ResNet stage: linear_top1_layer1, ...
+
+
 def print_summary(results, workdir, seconds, exported):
   """The run's closing lines: pretrained against random-init accuracy, wall time, files."""
   if not _prints():
@@ -215,11 +218,13 @@ def print_summary(results, workdir, seconds, exported):
   lines = [f"done in {_duration(seconds)}"
            + (f", stopped at step {results['stopped_at_step']}"
               if "stopped_at_step" in results else "")]
-  for key in ("linear_top1", "knn_top1", "finetune_top1"):
+  stages = [key for key in results if key.startswith(STAGE_PREFIX)]
+  for key in ("linear_top1", *stages, "knn_top1", "finetune_top1"):
     if key in results:
       baseline = results.get(f"baseline_{key}")
       against = f"   (random init {baseline:.3f})" if baseline is not None else ""
-      lines.append(f"  {key:<14} {results[key]:.3f}{against}")
+      name = f"  {key.removeprefix(STAGE_PREFIX)}" if key in stages else key
+      lines.append(f"  {name:<14} {results[key]:.3f}{against}")
   absolute = workdir if "://" in workdir else os.path.abspath(workdir)
   if exported:
     export = os.path.join(absolute, "export")

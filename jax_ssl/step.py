@@ -6,13 +6,15 @@ mesh except the pieces of the method state that the method declares sharded
 (`Method.state_sharding`, e.g. a memory bank split by rows over 'data'); the step keeps
 each entry's layout.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import NamedSharding
 
-from jax_ssl import methods, optim, parallel, probe as probe_lib
+from jax_ssl import methods, models, optim, parallel, probe as probe_lib
 from jax_ssl.data import transforms, views as views_lib
 
 
@@ -158,9 +160,11 @@ def skip_if_nonfinite(state, new_state, step_metrics):
            "param_norm": optax.global_norm(kept["params"])})
 
 
-def make_encoder(encoder):
-  """state -> (images -> features), the method's evaluation encoder in inference mode."""
-  apply = jax.jit(lambda variables, images: encoder.module.apply(variables, images, train=False))
+def make_encoder(encoder, stages=False):
+  """state -> (images -> features), the method's evaluation encoder in inference mode; with
+  `stages`, images -> {stage: pooled features} of each of its ResNet stages."""
+  apply = jax.jit(functools.partial(models.stage_features, encoder.module) if stages else
+                  lambda variables, images: encoder.module.apply(variables, images, train=False))
 
   def encoder_of(state):
     variables = encoder.variables(state["params"], state["batch_stats"])

@@ -13,6 +13,7 @@ augmentation and trains on them (the probe a pretraining run reports).
 
 Data and model fields a config leaves unset are the pretraining run's.
 """
+import functools
 import os
 
 import jax
@@ -59,7 +60,8 @@ def run(config, workdir):
 def evaluate_one(backbone, variables, config, source, mesh, writer, prefix):
   """({prefix}{linear|finetune}_top{1,5} and {prefix}skipped_images, training steps) of one
   encoder; skipped_images counts the images of the passes over the splits (the test split,
-  and in fast mode the train split) that failed to decode."""
+  and in fast mode the train split) that failed to decode. With config.eval.probe_layers
+  also {prefix}linear_top1_<stage>, the fast probe on each ResNet stage."""
   name = "linear" if config.task == "linear_eval" else "finetune"
   if config.task == "linear_eval" and config.eval.linear_mode == "fast":
     (accuracies, skipped), steps = fast_linear_probe(backbone, variables, config, source,
@@ -70,8 +72,11 @@ def evaluate_one(backbone, variables, config, source, mesh, writer, prefix):
 
     (accuracies, skipped), steps = train_classifier(backbone, variables, config, source, mesh,
                                                     frozen=config.task == "linear_eval", log=log)
-  return {**{f"{prefix}{name}_top{k}": v for k, v in accuracies.items()},
-          f"{prefix}skipped_images": skipped}, steps
+  results = {**{f"{prefix}{name}_top{k}": v for k, v in accuracies.items()},
+             f"{prefix}skipped_images": skipped}
+  if config.eval.probe_layers:  # linear_eval only (config.validate)
+    results.update(stage_probes(backbone, variables, config, source, mesh, prefix))
+  return results, steps
 
 
 # ----------------------------------------------------------- bad input ----
@@ -137,10 +142,14 @@ def fast_linear_probe(backbone, variables, config, source, mesh):
   skipped = len(train.skipped) + len(test.skipped)
   if config.data.label_fraction < 1:
     train = evaluate.label_subset(train, config.data.label_fraction, config.seed)
-  e = config.eval
-  return evaluate.linear_probe_accuracies(
-      train, test, source.num_classes, epochs=e.linear_epochs, lr=e.linear_lr,
-      weight_decay=e.linear_weight_decay, batch_size=e.linear_batch_size), skipped
+  return evaluate.config_linear_probe(train, test, source.num_classes, config.eval), skipped
+
+
+def stage_probes(backbone, variables, config, source, mesh, prefix):
+  """{prefix}linear_top1_<stage> of the fast probe on each ResNet stage of the encoder."""
+  stages = jax.jit(functools.partial(models.stage_features, backbone))
+  return evaluate.stage_probes(lambda images: stages(variables, images), config, source, mesh,
+                               prefix, label_fraction=config.data.label_fraction)
 
 
 # ------------------------------------------------ linear eval, fine-tune ----

@@ -102,6 +102,7 @@ def train_and_evaluate(config, workdir):
   metrics.forget_lost_steps(workdir, start_step)
   writer = metrics.MetricWriter(workdir)
   encoder_of = step_lib.make_encoder(encoder)
+  stages_of = step_lib.make_encoder(encoder, stages=True) if config.eval.probe_layers else None
   metrics.print_line(f"{config.method} on {config.data.source}: {last_step} steps "
                      f"({last_step / steps_per_epoch:.3g} epochs of {steps_per_epoch}), "
                      f"peak lr {peak_lr:.4g}, "
@@ -117,8 +118,9 @@ def train_and_evaluate(config, workdir):
   def run_evaluation(step, prefix=""):
     what = "the random-init encoder" if prefix else f"the encoder at step {step}"
     with metrics.EvalProgress(f"evaluating {what}", source, config.eval) as progress:
-      results = evaluate.evaluate_encoder(progress.counting(encoder_of(state)), config, source,
-                                          mesh, prefix, pairs=pairs)
+      results = evaluate.evaluate_encoder(
+          progress.counting(encoder_of(state)), config, source, mesh, prefix, pairs=pairs,
+          encode_stages=stages_of(state) if stages_of else None)
     return report(step, results)
 
   # ---- The loop. ----

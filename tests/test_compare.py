@@ -54,6 +54,19 @@ def test_the_spread_over_seeds_is_the_sample_standard_deviation():
   assert "+50.0 |" in compare.markdown_table({("s", "a"): row}, gain_points=60)
 
 
+def test_the_stages_probed_get_a_table_with_the_best_stage():
+  stages = {"linear_top1_layer1": 0.8, "baseline_linear_top1_layer1": 0.85,
+            "linear_top1_layer2": 0.9, "baseline_linear_top1_layer2": 0.7}
+  records = [{"name": "a", "source": "s", "seed": 0, "seconds": 60.0, "linear_top1": 0.7,
+              "baseline_linear_top1": 0.6, **stages},
+             {"name": "b", "source": "s", "seed": 0, "seconds": 60.0, "linear_top1": 0.7}]
+  table = compare.markdown_table(compare.summarise(records))
+  assert "| source | run | layer1 | layer2 | best |" in table
+  assert "| s | a | 0.800 (0.850) | 0.900 (0.700) | layer2 |" in table
+  assert "| s | b |" not in table.split("by ResNet stage")[1]
+  assert "by ResNet stage" not in compare.markdown_table(compare.summarise(records[1:]))
+
+
 @pytest.mark.parametrize("args,message", [
     (dict(sweep="simclr.temperature"), "expected field=v1,v2"),
     (dict(sweep="simclr.temperatur=0.1"), "does not exist"),

@@ -11,11 +11,12 @@ import jax.numpy as jnp
 
 from jax_ssl.models import vit as vit_lib
 from jax_ssl.models.heads import MLPHead, UpsamplingDecoder
-from jax_ssl.models.resnet import BASE_WIDTH, STAGE_SIZES, ResNet, feature_dim, resnet, scaled_width
+from jax_ssl.models.resnet import BASE_WIDTH, STAGE_SIZES, ResNet, capture_blocks, feature_dim
+from jax_ssl.models.resnet import pooled_stages, resnet, scaled_width
 from jax_ssl.models.vit import ViT
 
 __all__ = ["ResNet", "ViT", "MLPHead", "UpsamplingDecoder", "create_backbone",
-           "backbone_feature_dim", "is_vit", "validate"]
+           "backbone_feature_dim", "is_vit", "stage_features", "validate"]
 
 ARCHS = {f"resnet{depth}": depth for depth in STAGE_SIZES}
 VIT_ARCHS = {f"vit_{size}": size for size in vit_lib.SIZES}
@@ -118,3 +119,11 @@ def backbone_feature_dim(model_config) -> int:
     return vit_lib.feature_dim(VIT_ARCHS[model_config.arch], model_config.features,
                                model_config.depth)
   return feature_dim(ARCHS[model_config.arch], model_config.width_multiplier)
+
+
+def stage_features(module, variables, images):
+  """{'layer1': [B, C1], ...}: each ResNet stage's output inside `module` (a backbone or a
+  method's evaluation encoder), globally average-pooled, in inference mode."""
+  _, captured = module.apply(variables, images, train=False, capture_intermediates=capture_blocks,
+                             mutable=["intermediates"])
+  return pooled_stages(captured["intermediates"])

@@ -6,10 +6,12 @@ Module and parameter names mirror torchvision (`conv1`, `bn1`, `layer1_0/conv1`,
 can map weights one to one and get the same outputs.
 """
 import functools
+import re
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
+from flax import traverse_util
 
 STAGE_SIZES = {
   10: (1, 1, 1, 1),
@@ -183,3 +185,28 @@ def feature_dim(depth: int, width_multiplier: float = 1.0) -> int:
   check_depth(depth)
   last_planes = scaled_width(BASE_WIDTH * 8, width_multiplier)
   return last_planes * (BOTTLENECK_EXPANSION if uses_bottleneck(depth) else 1)
+
+
+BLOCK_NAME = re.compile(r"(layer\d+)_(\d+)")
+
+
+def capture_blocks(module, method_name):
+  """A `capture_intermediates` filter: the output of every residual block."""
+  return method_name == "__call__" and isinstance(module, (BasicBlock, BottleneckBlock))
+
+
+def pooled_stages(intermediates):
+  """{'layer1': [B, C1], ..., 'layer4': [B, C4]} float32: each stage's output (its last
+  block's, from `capture_blocks`) globally average-pooled. An encoder of several ResNets
+  (CMC's) gets each stage of all of them concatenated in the order they ran, as its
+  features are."""
+  last = {}  # (path to the ResNet, stage) -> (block number, output)
+  for path, (output,) in traverse_util.flatten_dict(intermediates).items():
+    stage, block = BLOCK_NAME.fullmatch(path[-2]).groups()
+    key = (path[:-2], stage)
+    if key not in last or int(block) > last[key][0]:
+      last[key] = (int(block), output)
+  stages = {}
+  for (_, stage), (_, output) in last.items():
+    stages.setdefault(stage, []).append(jnp.mean(output.astype(jnp.float32), axis=(1, 2)))
+  return {stage: jnp.concatenate(parts, axis=-1) for stage, parts in stages.items()}
