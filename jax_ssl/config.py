@@ -91,6 +91,10 @@ def base_config(method=None):
       warmup_start_fraction=0.0,  # the warm-up starts at this fraction of the peak
       final_lr_fraction=0.0,     # the cosine ends at this fraction of the peak
       weight_decay=1e-6,
+      # cosine: from weight_decay at the first step to weight_decay_end at the last (DINO)
+      weight_decay_schedule="constant",
+      weight_decay_end=0.0,
+      grad_clip_per_tensor=0.0,  # > 0: each parameter's gradient clipped to this norm (DINO)
       # Biases and BN parameters take no weight decay, and no LARS/LARC adaptation; False:
       # every parameter does, as some official recipes do.
       exclude_from_decay=True,
@@ -347,6 +351,16 @@ def _validate_optim(o):
   for name in ("warmup_start_fraction", "final_lr_fraction"):
     require(0 <= o[name] <= 1, f"config.optim.{name}", o[name], "in [0, 1]")
   require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
+  require(o.weight_decay_schedule in optim.WEIGHT_DECAY_SCHEDULES,
+          "config.optim.weight_decay_schedule", o.weight_decay_schedule,
+          f"one of {optim.WEIGHT_DECAY_SCHEDULES}")
+  if o.weight_decay_schedule != "constant":
+    require(o.name in optim.SCHEDULED_DECAY_OPTIMIZERS, "config.optim.weight_decay_schedule",
+            o.weight_decay_schedule, f"'constant' with config.optim.name={o.name!r} (a "
+            f"schedule works with {optim.SCHEDULED_DECAY_OPTIMIZERS})")
+    require(o.weight_decay_end >= 0, "config.optim.weight_decay_end", o.weight_decay_end, ">= 0")
+  require(o.grad_clip_per_tensor >= 0, "config.optim.grad_clip_per_tensor",
+          o.grad_clip_per_tensor, ">= 0 (0: no clipping)")
 
 
 def _validate_eval(e, num_devices):
