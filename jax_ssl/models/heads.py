@@ -69,6 +69,56 @@ class MLPHead(nn.Module):
     )
 
 
+class WeightNormDense(nn.Module):
+  """A bias-free Dense layer whose kernel's columns are divided by their norms, so each
+  output unit's weight vector has norm 1: PyTorch's weight_norm with its weight_g fixed to
+  1 (DINO's `norm_last_layer=True`). The parameter `kernel` holds only the directions.
+
+  It starts as PyTorch's default Linear (uniform within 1/sqrt(fan_in)); the directions'
+  scale still matters, since the gradient that reaches them shrinks as they grow.
+  """
+  features: int
+  kernel_init: Callable = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+    norms = jnp.sqrt(jnp.sum(kernel * kernel, axis=0, keepdims=True))
+    return x.astype(jnp.float32) @ (kernel / norms)
+
+
+class DINOHead(nn.Module):
+  """DINO's projection head (Caron et al. 2021; the official DINOHead): Dense layers with
+  biases and exact GELU (BN before the GELU with `use_bn`), a linear bottleneck, l2
+  normalisation, then a WeightNormDense of `output_dim` outputs: [B, D] -> [B, output_dim]
+  float32. Dense kernels start from N(0, 0.02^2) and biases from 0, as there."""
+
+  hidden_dims: Sequence[int] = (2048, 2048)
+  bottleneck_dim: int = 256
+  output_dim: int = 65536
+  use_bn: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = jnp.asarray(x, self.dtype)
+    init = nn.initializers.normal(stddev=0.02)
+    for i, width in enumerate(self.hidden_dims):
+      x = nn.Dense(width, kernel_init=init, dtype=self.dtype, name=f"dense_{i}")(x)
+      if self.use_bn:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                         dtype=self.dtype, name=f"bn_{i}")(x)
+      x = nn.gelu(x, approximate=False)
+    x = nn.Dense(self.bottleneck_dim, kernel_init=init, dtype=self.dtype, name="bottleneck")(x)
+    x = l2_normalize(x.astype(jnp.float32))
+    return WeightNormDense(self.output_dim, name="last_layer")(x)
+
+
+def l2_normalize(x, eps=1e-12):
+  """PyTorch's F.normalize: x / max(|x|, eps)."""
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
 class UpsamplingDecoder(nn.Module):
   """A backbone's map [B, h, w, C] -> per-pixel outputs [B, S, S, output_dim] float32.
 

