@@ -11,6 +11,7 @@ from jax.sharding import PartitionSpec as P
 
 from jax_ssl import checkpoint, config as config_lib, losses, optim, parallel
 from jax_ssl.methods import dino
+from jax_ssl.models.heads import DINOHead
 
 from test_methods import build, tiny
 
@@ -147,6 +148,21 @@ def test_last_layer_has_unit_columns_and_stays_frozen_through_the_first_epoch(tr
     assert metrics["teacher_student_kl"] >= -1e-5
 
 
+def test_a_trained_last_layer_norm_scales_each_unit_output():
+  # norm_last_layer=False: PyTorch's weight_g, one norm per output, 2-D as there.
+  head = DINOHead(hidden_dims=(8,), bottleneck_dim=4, output_dim=6, norm_last_layer=False)
+  x = jax.random.normal(jax.random.key(0), (3, 5))
+  variables = head.init(jax.random.key(1), x, train=False)
+  last = variables["params"]["last_layer"]
+  assert last["scale"].shape == (1, 6) and np.all(last["scale"] == 1)
+  scale = jnp.arange(1.0, 7.0)[None]
+  scaled = {"params": {**variables["params"], "last_layer": {**last, "scale": scale}}}
+  unit = head.apply(variables, x, train=False)
+  np.testing.assert_allclose(head.apply(scaled, x, train=False), unit * scale, rtol=1e-6)
+  fixed = DINOHead(hidden_dims=(8,), bottleneck_dim=4, output_dim=6)
+  assert "scale" not in fixed.init(jax.random.key(1), x, train=False)["params"]["last_layer"]
+
+
 def test_teacher_follows_the_student_at_the_cosine_rate_and_the_centre_moves(trained):
   _, states, step_metrics, _, _, _ = trained
   rate = optim.ema_momentum(1, 10, 0.996, "cosine")
@@ -180,7 +196,7 @@ def test_the_centre_is_checkpointed_and_a_resumed_run_continues_with_it(trained,
 @pytest.mark.parametrize("section, field, value", [
     ("dino", "teacher_temp", 0.0), ("dino", "student_temp", -0.1),
     ("dino", "warmup_teacher_temp_epochs", -1), ("dino", "momentum_teacher", 1.5),
-    ("dino", "out_dim", 0), ("optim", "weight_decay_schedule", "linear"),
+    ("dino", "out_dim", 0), ("dino", "center_momentum", -0.1), ("optim", "weight_decay_schedule", "linear"),
     ("optim", "grad_clip_per_tensor", -3.0)])
 def test_bad_values_get_one_line_errors_naming_the_field(section, field, value):
   c = tiny("dino")

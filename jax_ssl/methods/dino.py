@@ -32,6 +32,9 @@ def config():
       hidden_dims=(2048, 2048),    # the official nlayers=3
       bottleneck_dim=256,
       use_bn_in_head=False,
+      # True: the last layer's output norms are fixed to 1; False trains them (the official
+      # help: better but less stable, its choice for ViT-S)
+      norm_last_layer=True,
       momentum_teacher=0.996,      # teacher EMA rate at step 0, rising to 1 on a cosine
       student_temp=0.1,
       teacher_temp=0.04,
@@ -74,6 +77,9 @@ def check(c, num_devices):
   ]
   for field, value, ok, expected in checks:
     config_lib.require(ok, f"config.dino.{field}", value, expected)
+  for field in ("use_bn_in_head", "norm_last_layer"):
+    config_lib.require(isinstance(d[field], bool), f"config.dino.{field}", d[field],
+                       "True or False")
   names = sorted(c.data.views.keys())
   expected_names = sorted(GLOBAL_GROUPS + (LOCAL_GROUP,))
   config_lib.require(names == expected_names, "config.data.views", names,
@@ -92,6 +98,7 @@ def create_model(c):
   d = c.dino
   head = DINOHead(hidden_dims=tuple(d.hidden_dims), bottleneck_dim=d.bottleneck_dim,
                   output_dim=d.out_dim, use_bn=d.use_bn_in_head,
+                  norm_last_layer=d.norm_last_layer,
                   dtype=models.DTYPES[c.model.dtype])
   return common.EncoderWithHeads(models.create_backbone(c.model), head)
 

@@ -70,21 +70,26 @@ class MLPHead(nn.Module):
 
 
 class WeightNormDense(nn.Module):
-  """A bias-free Dense layer whose kernel's columns are divided by their norms, so each
-  output unit's weight vector has norm 1: PyTorch's weight_norm with its weight_g fixed to
-  1 (DINO's `norm_last_layer=True`). The parameter `kernel` holds only the directions.
+  """A bias-free Dense layer whose kernel's columns are divided by their norms: PyTorch's
+  weight_norm. Each output's weight vector has norm 1 (DINO's `norm_last_layer=True`,
+  weight_g fixed to 1), or with `learn_norm` the norm `scale` [1, features], starting at
+  1, is trained (as weight_g, 2-D, so weight decay reaches it as it does there).
 
-  It starts as PyTorch's default Linear (uniform within 1/sqrt(fan_in)); the directions'
+  The directions start as PyTorch's default Linear (uniform within 1/sqrt(fan_in)); their
   scale still matters, since the gradient that reaches them shrinks as they grow.
   """
   features: int
+  learn_norm: bool = False
   kernel_init: Callable = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
-    norms = jnp.sqrt(jnp.sum(kernel * kernel, axis=0, keepdims=True))
-    return x.astype(jnp.float32) @ (kernel / norms)
+    weight = kernel / jnp.sqrt(jnp.sum(kernel * kernel, axis=0, keepdims=True))
+    if self.learn_norm:
+      weight = weight * self.param("scale", nn.initializers.ones, (1, self.features),
+                                   jnp.float32)
+    return x.astype(jnp.float32) @ weight
 
 
 class DINOHead(nn.Module):
@@ -97,6 +102,7 @@ class DINOHead(nn.Module):
   bottleneck_dim: int = 256
   output_dim: int = 65536
   use_bn: bool = False
+  norm_last_layer: bool = True  # False: each output's norm is trained
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -111,7 +117,8 @@ class DINOHead(nn.Module):
       x = nn.gelu(x, approximate=False)
     x = nn.Dense(self.bottleneck_dim, kernel_init=init, dtype=self.dtype, name="bottleneck")(x)
     x = l2_normalize(x.astype(jnp.float32))
-    return WeightNormDense(self.output_dim, name="last_layer")(x)
+    return WeightNormDense(self.output_dim, learn_norm=not self.norm_last_layer,
+                           name="last_layer")(x)
 
 
 def l2_normalize(x, eps=1e-12):
