@@ -8,10 +8,10 @@ This is the ResNet-50 command of the official README (facebookresearch/dino, "Re
 and other convnets trainings": --arch resnet50 --optimizer sgd --lr 0.03 --weight_decay
 1e-4 --weight_decay_end 1e-4 --global_crops_scale 0.14 1 --local_crops_scale 0.05 0.14,
 100 epochs on 8 GPUs of 64 images), with main_dino.py's defaults for everything else.
-The README gives its training log but no accuracy. The released DINO ResNet-50, trained
-with other arguments (its args.txt), reaches 75.3% ImageNet linear top-1 and 67.5% kNN
-(README, "Pretrained models"); solo-learn reports 89.52% online linear top-1 for DINO
-with a ResNet-18 on CIFAR-10 at 1000 epochs.
+Expected: the README gives this command's training log but no accuracy. The released
+DINO ResNet-50, trained with other arguments (its args.txt), reaches 75.3% ImageNet linear
+top-1 and 67.5% kNN (README, "Pretrained models"); solo-learn reports 89.52% online
+linear top-1 for DINO with a ResNet-18 on CIFAR-10 at 1000 epochs.
 
 Student: ResNet-50 -> DINO head 2048 -> 2048 -> 2048 (GELU, no BN) -> 256, l2-normalised,
 -> a weight-normalised bias-free layer of 65,536 outputs with unit-norm columns, frozen
