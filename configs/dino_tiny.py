@@ -19,7 +19,11 @@ or without, and at 0.02 without it, the teacher's entropy rose towards uniform (
 of 6.93 within 100 to 300 steps).
 The official help suggests lowering the teacher temperature when the loss does not fall.
 
-Expected: not yet measured end to end (python -m jax_ssl.compare on the digits).
+Expected: linear_top1 0.657 and knn_top1 0.676 against the random-init encoder's 0.759
+and 0.750 on the digits: BELOW its random init, so this recipe does not yet learn useful
+features at this size (teacher entropy near 2 and teacher-student KL near 1.8 from step
+700 on); 23.3 minutes on 2 CPU cores under a load of 16-26, 6.9 CPU minutes (python -m
+jax_ssl.compare, 2026-12-05).
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 from jax_ssl.methods.dino import multicrop_views
