@@ -21,7 +21,7 @@ The official help suggests lowering the teacher temperature when the loss does n
 
 Expected: linear_top1 0.657 and knn_top1 0.676 against the random-init encoder's 0.759
 and 0.750 on the digits: BELOW its random init, so this recipe does not yet learn useful
-features at this size (teacher entropy near 2 and teacher-student KL near 1.8 from step
+features at this size (teacher entropy and teacher-student KL both about 2 from step
 700 on); 23.3 minutes on 2 CPU cores under a load of 16-26, 6.9 CPU minutes (python -m
 jax_ssl.compare, 2026-12-05).
 """
