@@ -102,6 +102,10 @@ def base_config(method=None):
       warmup_start_fraction=0.0,  # the warm-up starts at this fraction of the peak
       final_lr_fraction=0.0,     # the cosine ends at this fraction of the peak
       weight_decay=1e-6,
+      # cosine: from weight_decay at the first step to weight_decay_end at the last (DINO)
+      weight_decay_schedule="constant",
+      weight_decay_end=0.0,
+      grad_clip_per_tensor=0.0,  # > 0: each parameter's gradient clipped to this norm (DINO)
       # Biases and BN parameters take no weight decay, and no LARS/LARC adaptation; False:
       # every parameter does, as some official recipes do.
       exclude_from_decay=True,
@@ -372,6 +376,16 @@ def _validate_optim(o):
   require(o.weight_decay >= 0, "config.optim.weight_decay", o.weight_decay, ">= 0")
   require(0 < o.layer_decay <= 1, "config.optim.layer_decay", o.layer_decay, "in (0, 1]")
   require(0 < o.adam_beta2 < 1, "config.optim.adam_beta2", o.adam_beta2, "in (0, 1)")
+  require(o.weight_decay_schedule in optim.WEIGHT_DECAY_SCHEDULES,
+          "config.optim.weight_decay_schedule", o.weight_decay_schedule,
+          f"one of {optim.WEIGHT_DECAY_SCHEDULES}")
+  if o.weight_decay_schedule != "constant":
+    require(o.name in optim.SCHEDULED_DECAY_OPTIMIZERS, "config.optim.weight_decay_schedule",
+            o.weight_decay_schedule, f"'constant' with config.optim.name={o.name!r} (a "
+            f"schedule works with {optim.SCHEDULED_DECAY_OPTIMIZERS})")
+    require(o.weight_decay_end >= 0, "config.optim.weight_decay_end", o.weight_decay_end, ">= 0")
+  require(o.grad_clip_per_tensor >= 0, "config.optim.grad_clip_per_tensor",
+          o.grad_clip_per_tensor, ">= 0 (0: no clipping)")
 
 
 def _validate_eval(e, num_devices, task):

@@ -5,6 +5,8 @@ single-device formula; with a mesh axis name (inside `jax.shard_map`) it
 gathers what it needs from the other devices and returns the loss of the
 global batch, identical on every device. All similarity math runs in float32.
 """
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -593,3 +595,42 @@ def mae_loss(predicted, patches, mask, *, norm_pix=True, axis_name=None):
   mask = mask.astype(jnp.float32)
   masked = _global_sum(jnp.sum(error * mask), axis_name)
   return masked / jnp.maximum(_global_sum(jnp.sum(mask), axis_name), 1.0)
+
+
+class DinoLoss(NamedTuple):
+  loss: Any
+  center: Any            # [K] the teacher centre after this step's EMA update
+  teacher_entropy: Any   # mean entropy of the teacher's centred, sharpened distributions
+
+
+def dino_loss(student_logits_per_crop, teacher_logits_per_global_crop, center, *,
+              student_temp, teacher_temp, center_momentum=0.9, axis_name=None):
+  """DINO's self-distillation loss and its centre update (Caron et al. 2021, Algorithm 1).
+
+  The teacher's distribution over K outputs is softmax((t - center) / teacher_temp), a
+  constant; the student's is softmax(s / student_temp). The loss is the cross-entropy
+  -sum_k p_t log p_s averaged over every pair (teacher global crop i, student crop j != i)
+  and over the global batch. The new centre is center_momentum * center +
+  (1 - center_momentum) * the mean of the teacher's logits over the global batch and its
+  global crops.
+
+  Args:
+    student_logits_per_crop: [n, V, K], every crop of this device's examples, the global
+      crops first, in the teacher's order.
+    teacher_logits_per_global_crop: [n, G, K], G <= V.
+    center: [K], replicated.
+    axis_name: mesh axis of the batch, or None on one device.
+  """
+  teacher = jax.lax.stop_gradient(teacher_logits_per_global_crop.astype(jnp.float32))
+  targets = jax.nn.softmax((teacher - center) / teacher_temp, axis=-1)
+  log_probs = jax.nn.log_softmax(student_logits_per_crop.astype(jnp.float32) / student_temp,
+                                 axis=-1)
+  num_global, num_crops = teacher.shape[1], log_probs.shape[1]
+  cross_entropy = -jnp.einsum("nik,njk->nij", targets, log_probs)  # [n, G, V]
+  other_crop = jnp.arange(num_global)[:, None] != jnp.arange(num_crops)[None, :]
+  per_example = jnp.sum(cross_entropy * other_crop, axis=(1, 2)) / jnp.sum(other_crop)
+  entropy = jnp.sum(jax.scipy.special.entr(targets), axis=-1)  # [n, G]
+  batch_center = _global_mean(teacher.reshape(-1, teacher.shape[-1]), axis_name)
+  new_center = center_momentum * center + (1 - center_momentum) * batch_center
+  return DinoLoss(_global_mean(per_example, axis_name), new_center,
+                  _global_mean(jnp.mean(entropy, axis=1), axis_name))

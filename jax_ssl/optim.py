@@ -10,6 +10,9 @@ import optax
 OPTIMIZERS = ("lars", "larc", "sgd", "adamw")
 LR_SCALINGS = ("linear", "sqrt", "none")
 EMA_SCHEDULES = ("constant", "cosine")
+WEIGHT_DECAY_SCHEDULES = ("constant", "cosine")
+# The optimizers whose weight decay may follow a schedule (optax's add_decayed_weights).
+SCHEDULED_DECAY_OPTIMIZERS = ("lars", "sgd", "adamw")
 
 
 def scaled_learning_rate(optim_config, global_batch_size):
@@ -35,6 +38,36 @@ def warmup_cosine(peak_lr, warmup_steps, total_steps, end_lr=0.0, start_lr=0.0):
   return optax.warmup_cosine_decay_schedule(
       init_value=start_lr, peak_value=peak_lr, warmup_steps=warmup_steps,
       decay_steps=total_steps, end_value=end_lr)
+
+
+def cosine_ramp(start, end, total_steps):
+  """step -> from `start` at step 0 to `end` at `total_steps` on a half cosine, then `end`
+  (DINO's cosine_scheduler without warm-up, which it uses for the weight decay)."""
+  def value(step):
+    progress = jnp.minimum(step / max(total_steps, 1), 1.0)
+    return end + (start - end) * (jnp.cos(jnp.pi * progress) + 1.0) / 2.0
+  return value
+
+
+def weight_decay_schedule(optim_config, total_steps):
+  """`config.optim.weight_decay`, constant or (weight_decay_schedule='cosine') rising or
+  falling to `weight_decay_end` over the run's `total_steps`: a float or a schedule."""
+  if optim_config.get("weight_decay_schedule", "constant") == "constant":
+    return optim_config.weight_decay
+  return cosine_ramp(optim_config.weight_decay, optim_config.weight_decay_end, total_steps)
+
+
+def clip_per_tensor(max_norm, eps=1e-6):
+  """Each gradient tensor on its own scaled to a norm of at most `max_norm`, as DINO's
+  utils.clip_gradients: g * min(1, max_norm / (|g| + eps)). Unlike optax's
+  clip_by_global_norm, one large gradient does not shrink the others."""
+  def clip(updates, params=None):
+    del params
+    def one(g):
+      scale = max_norm / (jnp.linalg.norm(g) + eps)
+      return jnp.where(scale < 1.0, g * scale, g)
+    return jax.tree.map(one, updates)
+  return optax.stateless(clip)
 
 
 def decay_mask(params):
@@ -96,39 +129,52 @@ def scale_by_layer(decay):
   return optax.GradientTransformation(init, update)
 
 
-def make_optimizer(optim_config, schedule, decay=True):
-  """`make_optimizer_of_name`, with optim.layer_decay < 1 scaling each ViT layer's rate."""
-  tx = make_optimizer_of_name(optim_config, schedule, decay)
+def make_optimizer(optim_config, schedule, decay=True, weight_decay=None):
+  """The optimizer of `config.optim`. `optim.exclude_from_decay` and
+  `optim.exclude_from_trust_ratio` (both True by default) keep biases and BN parameters
+  out of weight decay and LARS/LARC adaptation; decay=False keeps every parameter out.
+  `weight_decay` (a float or a schedule, see weight_decay_schedule) replaces
+  `optim.weight_decay`; `optim.grad_clip_per_tensor` > 0 clips each gradient first."""
+  tx = _optimizer(optim_config, schedule, decay, weight_decay)
+  max_norm = optim_config.get("grad_clip_per_tensor", 0.0)
+  tx = optax.chain(clip_per_tensor(max_norm), tx) if max_norm else tx
+  # optim.layer_decay < 1 scales each ViT layer's rate (MAE's fine-tuning).
   layer_decay = optim_config.get("layer_decay", 1.0)
   return tx if layer_decay == 1.0 else optax.chain(tx, scale_by_layer(layer_decay))
 
 
-def make_optimizer_of_name(optim_config, schedule, decay=True):
-  """The optimizer of `config.optim`. `optim.exclude_from_decay` and
-  `optim.exclude_from_trust_ratio` (both True by default) keep biases and BN parameters
-  out of weight decay and LARS/LARC adaptation; decay=False keeps every parameter out."""
+def _optimizer(optim_config, schedule, decay, weight_decay):
   name = optim_config.name
+  if weight_decay is None:
+    if optim_config.get("weight_decay_schedule", "constant") != "constant":
+      raise ValueError("config.optim.weight_decay_schedule needs the run's length: build the "
+                       "optimizer with make_grouped_optimizer(..., total_steps=...)")
+    weight_decay = optim_config.weight_decay
+  elif callable(weight_decay) and name not in SCHEDULED_DECAY_OPTIMIZERS:
+    raise ValueError(f"config.optim.weight_decay_schedule={optim_config.weight_decay_schedule!r}"
+                     f" is invalid with config.optim.name={name!r}: expected one of "
+                     f"{SCHEDULED_DECAY_OPTIMIZERS}")
   decay_params = _mask(optim_config, "exclude_from_decay", decay)
   trust_params = _mask(optim_config, "exclude_from_trust_ratio", decay)
   if name == "lars":
     return optax.lars(
-        schedule, weight_decay=optim_config.weight_decay, weight_decay_mask=decay_params,
+        schedule, weight_decay=weight_decay, weight_decay_mask=decay_params,
         trust_coefficient=optim_config.trust_coefficient, eps=0.0,
         trust_ratio_mask=trust_params, momentum=optim_config.momentum,
         nesterov=optim_config.nesterov)
   if name == "larc":
     return optax.chain(
-        scale_by_larc(optim_config.weight_decay, optim_config.trust_coefficient,
+        scale_by_larc(weight_decay, optim_config.trust_coefficient,
                       decay_params, trust_params),
         optax.trace(decay=optim_config.momentum, nesterov=optim_config.nesterov),
         optax.scale_by_learning_rate(schedule))
   if name == "sgd":
     return optax.chain(
-        optax.add_decayed_weights(optim_config.weight_decay, mask=decay_params),
+        optax.add_decayed_weights(weight_decay, mask=decay_params),
         optax.sgd(schedule, momentum=optim_config.momentum, nesterov=optim_config.nesterov))
   if name == "adamw":
     return optax.adamw(schedule, b2=optim_config.get("adam_beta2", 0.999),
-                       weight_decay=optim_config.weight_decay, mask=decay_params)
+                       weight_decay=weight_decay, mask=decay_params)
   raise ValueError(f"config.optim.name={name!r} is not an optimizer; expected one of {OPTIMIZERS}")
 
 
@@ -213,26 +259,35 @@ def _group_schedule(schedule, peak_lr, treatment):
 
 
 def _delayed(schedule, steps):
-  return lambda count: schedule(count + steps)
+  """A schedule read `steps` later; a constant stays as it is."""
+  return (lambda count: schedule(count + steps)) if callable(schedule) else schedule
 
 
-def make_grouped_optimizer(optim_config, schedule, *, peak_lr, patterns, steps_per_epoch):
+def make_grouped_optimizer(optim_config, schedule, *, peak_lr, patterns, steps_per_epoch,
+                           total_steps=0):
   """The run's optimizer: `config.optim` for the default group, and for each of a
   method's parameter groups (`patterns`: {group: regex}) that optimizer with the group's
   treatment from `config.optim.groups`. One optax.multi_transform entry per group, so
-  a group's optimizer state can be reset on its own (`reset_groups`)."""
+  a group's optimizer state can be reset on its own (`reset_groups`). `total_steps` is
+  the run's length, over which a scheduled weight decay runs."""
+  weight_decay = weight_decay_schedule(optim_config, total_steps)
   if not patterns:
-    return make_optimizer(optim_config, schedule)
-  transforms = {DEFAULT_GROUP: make_optimizer(optim_config, schedule)}
+    return make_optimizer(optim_config, schedule, weight_decay=weight_decay)
+  transforms = {DEFAULT_GROUP: make_optimizer(optim_config, schedule,
+                                              weight_decay=weight_decay)}
   for name in patterns:
     treatment = optim_config.groups[name]
     frozen_steps = round(treatment.frozen_epochs * steps_per_epoch)
     group_schedule = _group_schedule(schedule, peak_lr, treatment)
-    if frozen_steps and callable(group_schedule):
+    group_decay = weight_decay
+    if frozen_steps:
       # A frozen group's optimizer state, its step count included, waits out the freeze;
-      # its learning rate must not: it follows the run's step, as the other groups' do.
+      # its learning rate and weight decay must not: they follow the run's step, as the
+      # other groups' do.
       group_schedule = _delayed(group_schedule, frozen_steps)
-    tx = make_optimizer(optim_config, group_schedule, decay=treatment.weight_decay)
+      group_decay = _delayed(weight_decay, frozen_steps)
+    tx = make_optimizer(optim_config, group_schedule, decay=treatment.weight_decay,
+                        weight_decay=group_decay)
     transforms[name] = frozen_for(tx, frozen_steps) if frozen_steps else tx
   return optax.multi_transform(transforms, param_labels(patterns))
 

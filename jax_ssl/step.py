@@ -33,6 +33,7 @@ def make_run(config, mesh, *, steps_per_epoch, total_steps, warmup_steps=0, num_
                     num_train)
   tx = optim.make_grouped_optimizer(
       config.optim, schedule, peak_lr=peak_lr, steps_per_epoch=steps_per_epoch,
+      total_steps=total_steps,
       patterns={name: pattern for name, (pattern, _) in method.param_groups.items()})
   return method, run, tx, schedule
 

@@ -140,7 +140,7 @@ RECIPE_OVERRIDES = {"cmc_r50": ("--config.cmc.views=('L', 'a', 'b')",
     ("rotnet_r50", "device"), ("jigsaw_r50", "host"), ("relative_position_r50", "resident"),
     ("deepcluster_v2_r50", "device"), ("cmc_r50", "resident"), ("cpc_r50", "host"),
     ("colorization_r50", "host"), ("inpainting_r50", "device"), ("deepcluster_r50", "resident"),
-    ("mae_vit_base", "device")])
+    ("mae_vit_base", "device"), ("dino_r50", "device")])
 def test_three_steps_through_the_config_on_mock_data(recipe, path, tmp_path):
   source = "tfds:cifar10" if path == "resident" else "tfds:imagenet2012"
   config = load_config([f"--config={REPO / 'configs' / recipe}.py:tiny",

@@ -91,7 +91,7 @@ def _groups_optimizer(params, patterns, treatments, name="sgd", schedule=1.0, **
   for group, treatment in treatments.items():
     c.groups[group] = optim.group_config(**treatment)
   tx = optim.make_grouped_optimizer(c, schedule, peak_lr=2.0, patterns=patterns,
-                                    steps_per_epoch=2)
+                                    steps_per_epoch=2, total_steps=10)
   return tx, tx.init(params)
 
 
@@ -163,6 +163,52 @@ def test_a_frozen_groups_learning_rate_follows_the_run_once_it_trains(simclr_par
       np.testing.assert_allclose(head_update, expected, rtol=1e-6, err_msg=str(step))
     for update in jax.tree.leaves(updates["backbone"]):
       np.testing.assert_allclose(update, -rate(step), rtol=1e-6, err_msg=str(step))
+
+
+def test_weight_decay_on_a_cosine_as_dinos_schedule_and_a_frozen_group_keeps_pace(
+    simclr_params):
+  # AdamW on zero gradients: each step's update is -lr * wd(step) * w. The head is frozen
+  # for 3 steps and then decays at the run's rate, as the backbone does.
+  tx, opt_state = _groups_optimizer(
+      simclr_params, {"head": r"^projector/"}, {"head": dict(frozen_epochs=1.5)},
+      name="adamw", weight_decay=0.04, weight_decay_schedule="cosine", weight_decay_end=0.4)
+  # utils.cosine_scheduler(0.04, 0.4, epochs=5, niter_per_ep=2) of facebookresearch/dino
+  steps = np.arange(10)
+  official = 0.4 + 0.5 * (0.04 - 0.4) * (1 + np.cos(np.pi * steps / 10))
+  zero = jax.tree.map(jnp.zeros_like, simclr_params)
+  kernel = ("backbone", "conv1", "kernel")
+  for step in range(6):
+    updates, opt_state = tx.update(zero, opt_state, simclr_params)
+    flat = traverse_util.flatten_dict(updates)
+    np.testing.assert_allclose(flat[kernel], -official[step], rtol=1e-5)
+    np.testing.assert_array_equal(flat[("backbone", "bn1", "scale")], 0.0)  # no decay
+    head = flat[("projector", "dense_out", "kernel")]
+    np.testing.assert_allclose(head, 0.0 if step < 3 else -official[step], rtol=1e-5)
+
+
+def clip_gradients(grads, clip):
+  """DINO's utils.clip_gradients in NumPy: each parameter's gradient on its own scaled by
+  clip / (norm + 1e-6) when that is below 1."""
+  clipped = {}
+  for name, g in grads.items():
+    coef = clip / (np.linalg.norm(g) + 1e-6)
+    clipped[name] = g * coef if coef < 1 else g
+  return clipped
+
+
+def test_per_tensor_clipping_clips_each_gradient_on_its_own_as_dino():
+  grads = {"large": np.full((3, 4), 2.0, np.float32), "small": np.full((5,), 0.1, np.float32),
+           "edge": np.array([3.0, 0.0], np.float32)}
+  c = config_lib.base_config().optim
+  c.update(name="sgd", momentum=0.0, weight_decay=0.0, grad_clip_per_tensor=3.0)
+  tx = optim.make_optimizer(c, 1.0)
+  params = jax.tree.map(jnp.zeros_like, grads)
+  updates = tx.update(jax.tree.map(jnp.asarray, grads), tx.init(params), params)[0]
+  expected = clip_gradients(grads, 3.0)
+  for name in grads:
+    np.testing.assert_allclose(-np.asarray(updates[name]), expected[name], rtol=1e-6)
+  np.testing.assert_allclose(np.linalg.norm(updates["large"]), 3.0, rtol=1e-5)
+  np.testing.assert_array_equal(-np.asarray(updates["small"]), grads["small"])
 
 
 def apex_larc_sgd(params, grads_per_step, rates, weight_decay, trust, momentum, eps=1e-8):

@@ -69,6 +69,63 @@ class MLPHead(nn.Module):
     )
 
 
+class WeightNormDense(nn.Module):
+  """A bias-free Dense layer whose kernel's columns are divided by their norms: PyTorch's
+  weight_norm. Each output's weight vector has norm 1 (DINO's `norm_last_layer=True`,
+  weight_g fixed to 1), or with `learn_norm` the norm `scale` [1, features], starting at
+  1, is trained (as weight_g, 2-D, so weight decay reaches it as it does there).
+
+  The directions start as PyTorch's default Linear (uniform within 1/sqrt(fan_in)); their
+  scale still matters, since the gradient that reaches them shrinks as they grow.
+  """
+  features: int
+  learn_norm: bool = False
+  kernel_init: Callable = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+    weight = kernel / jnp.sqrt(jnp.sum(kernel * kernel, axis=0, keepdims=True))
+    if self.learn_norm:
+      weight = weight * self.param("scale", nn.initializers.ones, (1, self.features),
+                                   jnp.float32)
+    return x.astype(jnp.float32) @ weight
+
+
+class DINOHead(nn.Module):
+  """DINO's projection head (Caron et al. 2021; the official DINOHead): Dense layers with
+  biases and exact GELU (BN before the GELU with `use_bn`), a linear bottleneck, l2
+  normalisation, then a WeightNormDense of `output_dim` outputs: [B, D] -> [B, output_dim]
+  float32. Dense kernels start from N(0, 0.02^2) and biases from 0, as there."""
+
+  hidden_dims: Sequence[int] = (2048, 2048)
+  bottleneck_dim: int = 256
+  output_dim: int = 65536
+  use_bn: bool = False
+  norm_last_layer: bool = True  # False: each output's norm is trained
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = jnp.asarray(x, self.dtype)
+    init = nn.initializers.normal(stddev=0.02)
+    for i, width in enumerate(self.hidden_dims):
+      x = nn.Dense(width, kernel_init=init, dtype=self.dtype, name=f"dense_{i}")(x)
+      if self.use_bn:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                         dtype=self.dtype, name=f"bn_{i}")(x)
+      x = nn.gelu(x, approximate=False)
+    x = nn.Dense(self.bottleneck_dim, kernel_init=init, dtype=self.dtype, name="bottleneck")(x)
+    x = l2_normalize(x.astype(jnp.float32))
+    return WeightNormDense(self.output_dim, learn_norm=not self.norm_last_layer,
+                           name="last_layer")(x)
+
+
+def l2_normalize(x, eps=1e-12):
+  """PyTorch's F.normalize: x / max(|x|, eps)."""
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
 class UpsamplingDecoder(nn.Module):
   """A backbone's map [B, h, w, C] -> per-pixel outputs [B, S, S, output_dim] float32.
 
