@@ -86,13 +86,13 @@ def group_initialiser(group):
   return init_model
 
 
-def classify(params, state, run, images, labels, example_features=None):
+def classify(params, state, run, images, labels, rng, example_features=None):
   """The pretext loss of `images` against `labels` and its LossResult.
 
   `example_features(features)` picks each example's [B, F] features for the online probe
   from the per-part features (default: none).
   """
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, logits = forward(images)
   value, accuracy = cross_entropy(logits, labels.reshape(-1))
   probe = None if example_features is None else example_features(features)

@@ -153,24 +153,30 @@ def stage_probes(backbone, variables, config, source, mesh, prefix):
 
 
 # ------------------------------------------------ linear eval, fine-tune ----
-def apply_with_stats(module, params, stats, inputs, train_mode):
-  """(outputs, new BN statistics): updated in training mode, unchanged otherwise."""
+def apply_with_stats(module, params, stats, inputs, train_mode, rng=None):
+  """(outputs, new BN statistics): updated in training mode, unchanged otherwise. `rng` is
+  the 'dropout' key of a ViT's stochastic depth in training mode."""
   variables = {"params": params, "batch_stats": stats}
   if not train_mode:
     return module.apply(variables, inputs, train=False), stats
-  outputs, updates = module.apply(variables, inputs, train=True, mutable=["batch_stats"])
+  rngs = {} if rng is None else {"dropout": rng}
+  outputs, updates = module.apply(variables, inputs, train=True, mutable=["batch_stats"],
+                                  rngs=rngs)
   return outputs, updates["batch_stats"]
 
 
-def make_train_step(backbone, head, tx, frozen, mesh):
+def make_train_step(backbone, head, tx, frozen, mesh, seed=0):
   trainable = ("head",) if frozen else ("backbone", "head")
 
   def train_step(state, batch):
+    # A fine-tuned ViT's stochastic depth: a key per step, so a resumed run draws the same.
+    rng = jax.random.fold_in(jax.random.key(seed), state["step"])
+
     def loss_of(params):
       params = {**state["params"], **params}
       stats = state["batch_stats"]
       features, backbone_stats = apply_with_stats(backbone, params["backbone"], stats["backbone"],
-                                                  batch["image"], not frozen)
+                                                  batch["image"], not frozen, rng)
       if frozen:
         features = jax.lax.stop_gradient(features)
       logits, head_stats = apply_with_stats(head, params["head"], stats["head"], features, True)
@@ -208,7 +214,7 @@ def train_classifier(backbone, variables, config, source, mesh, *, frozen, log):
   tx = optim.make_optimizer(config.optim, schedule)
   head = probe.LinearClassifier(source.num_classes)
   state = init_state(variables, head, tx, frozen, models.backbone_feature_dim(config.model), mesh)
-  train_step = make_train_step(backbone, head, tx, frozen, mesh)
+  train_step = make_train_step(backbone, head, tx, frozen, mesh, config.seed)
   batches = labelled.labelled_batches(
       config.data, source, local_batch_size=parallel.local_batch_size(config.train.batch_size),
       seed=config.seed, keep=keep, process_index=jax.process_index(),

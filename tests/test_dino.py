@@ -10,7 +10,8 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from jax_ssl import checkpoint, config as config_lib, losses, optim, parallel
-from jax_ssl.methods import dino
+from jax_ssl import step as step_lib
+from jax_ssl.methods import common, dino
 from jax_ssl.models.heads import DINOHead
 
 from test_methods import build, tiny
@@ -215,3 +216,29 @@ def test_views_other_than_dinos_multi_crop_are_refused():
   c.data.views.global2.size = 12
   with pytest.raises(ValueError, match=r"^config\.data\.views\.global2\.size="):
     config_lib.validate(c, num_devices=1)
+
+
+def test_stochastic_depth_drops_paths_of_the_student_only():
+  """A ViT student with drop_path_rate draws its paths from the step's rng; the teacher,
+  as DINO's official one, has no stochastic depth."""
+  config = tiny("dino", model=dict(arch="vit_tiny", depth=2, patch_size=4, image_size=16,
+                                   drop_path_rate=0.5))
+  config.data.views.local.size = 8
+  method, run, tx, _ = step_lib.make_run(config, parallel.make_mesh(), steps_per_epoch=2,
+                                         total_steps=10, schedule=lambda step: 0.0)
+  state = step_lib.create_state(run, method, tx)
+  batch = multicrop_batch(config)
+  loss = jax.jit(lambda rng: dino.loss(state["params"], state, batch, rng, run).loss)
+  first, again, other = loss(jax.random.key(1)), loss(jax.random.key(1)), loss(jax.random.key(2))
+  assert float(first) == float(again) != float(other)
+  teacher = jax.jit(lambda: common.target_projections(
+      run, state["method_state"]["target"], batch["global1"])[0])
+  np.testing.assert_array_equal(teacher(), teacher())
+  # The same teacher projection the deterministic forward gives (train=False differs in BN only).
+  no_drop = config.copy_and_resolve_references()
+  no_drop.model.drop_path_rate = 0.0
+  _, run_no_drop, _, _ = step_lib.make_run(no_drop, parallel.make_mesh(), steps_per_epoch=2,
+                                           total_steps=10, schedule=lambda step: 0.0)
+  expected = jax.jit(lambda: common.target_projections(
+      run_no_drop, state["method_state"]["target"], batch["global1"])[0])()
+  np.testing.assert_allclose(teacher(), expected, rtol=1e-6, atol=1e-6)

@@ -45,8 +45,7 @@ def create_model(c):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, z1 = forward(batch["view1"])
   _, z2 = forward(batch["view2"])
   value = common.global_loss(run, losses.barlow_twins_loss, z1, z2,

@@ -53,8 +53,7 @@ def after_update(params, method_state, step, run):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, p1 = forward(batch["view1"])
   _, p2 = forward(batch["view2"])
   target = state["method_state"]["target"]

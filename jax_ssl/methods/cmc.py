@@ -232,9 +232,8 @@ def view_metrics(c, anchors, positives):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   c, s = run.config, run.config.cmc
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, anchors = forward(split_views(c, colour_image(c, batch)))
   index = batch["index"]
   banks = [state["method_state"]["bank"][view] for view in s.views]

@@ -175,9 +175,8 @@ def regression_loss(predicted, ab):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   s = run.config.colorization
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, outputs = forward(batch[GROUP])
   ab = _targets(batch[f"{GROUP}_ab"], outputs.shape[1])
   prior = state["method_state"]["prior"]

@@ -18,26 +18,37 @@ from jax_ssl.data import views
 # and SwAV heads use those defaults (SimCLR's N(0, 0.01) is its own choice).
 HEAD_INIT = nn.initializers.lecun_normal()
 TARGET_KEYS = ("backbone", "projector")
+DROPOUT_STREAM = 0x5D  # Forward's stream of the loss's rng: apart from the method's own draws
 
 
 class Forward:
   """The model in training mode, call after call, each call starting from the BN statistics
   the previous one left; `batch_stats` is then what the step returns as the model's state.
 
-    forward = common.Forward(run, params, state["batch_stats"])
+    forward = common.Forward(run, params, state["batch_stats"], rng)
     features_1, z_1 = forward(batch["view1"])
     features_2, z_2 = forward(batch["view2"])
     return LossResult(loss, batch_stats=forward.batch_stats, ...)
+
+  With the loss's `rng`, each call gets its own 'dropout' key, drawn from a stream of its
+  own, for a ViT's stochastic depth (config.model.drop_path_rate); the EMA targets'
+  forward passes none, so a teacher drops no path (DINO's official teacher has none).
   """
 
-  def __init__(self, run, params, batch_stats):
+  def __init__(self, run, params, batch_stats, rng=None):
     self._apply = functools.partial(run.model.apply, train=True, mutable=["batch_stats"])
     self.params = params
     self.batch_stats = batch_stats
+    self._rng = None if rng is None else jax.random.fold_in(rng, DROPOUT_STREAM)
+    self._calls = 0
 
   def __call__(self, *inputs, method=None):
+    rngs = {}
+    if self._rng is not None:
+      rngs["dropout"] = jax.random.fold_in(self._rng, self._calls)
+      self._calls += 1
     out, updates = self._apply({"params": self.params, "batch_stats": self.batch_stats},
-                               *inputs, method=method)
+                               *inputs, method=method, rngs=rngs)
     self.batch_stats = updates["batch_stats"]
     return out
 

@@ -144,8 +144,7 @@ def init_model(run, rng, batch):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, z, predictions = forward(batch["patches"])
   value = common.global_loss(run, losses.cpc_infonce, predictions, z)
   patches = z.reshape(-1, z.shape[-1])

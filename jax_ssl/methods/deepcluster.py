@@ -124,8 +124,7 @@ def uniform_cluster_weights(labels, cluster_sizes):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, logits = forward(batch[GROUP])
   method_state = state["method_state"]
   labels = method_state["labels"][batch["index"]]

@@ -103,9 +103,8 @@ def epoch_start(state, epoch, context):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   s = run.config.deepcluster_v2
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   images, num_global = _crops(batch, "global")
   features, z = forward(images)
   crops = [z.reshape(-1, num_global, z.shape[-1])]

@@ -157,11 +157,10 @@ def student_logits(forward, global_crops, local_crops):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   d = run.config.dino
   global_crops = jnp.concatenate([common.stacked(batch, name) for name in GLOBAL_GROUPS],
                                  axis=1)
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   student, features = student_logits(forward, global_crops, common.stacked(batch, LOCAL_GROUP))
   method_state = state["method_state"]
   target = method_state["target"]

@@ -52,8 +52,7 @@ def masked_l2(predicted, target, mask):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, reconstruction = forward(batch[GROUP])
   value = masked_l2(reconstruction, batch[f"{GROUP}_target"], batch[f"{GROUP}_mask"])
   return methods.LossResult(value, {"embedding_std": losses.embedding_std(features)},

@@ -63,9 +63,8 @@ def create_model(c):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   return pretext.classify(params, state, run, batch[GROUP],
-                          batch[f"{GROUP}_permutation_index"])
+                          batch[f"{GROUP}_permutation_index"], rng)
 
 
 METHOD = methods.register(methods.Method(

@@ -141,7 +141,7 @@ def enqueue(method_state, keys):
 def v2_loss(params, state, batch, rng, run):
   m = run.config.moco_v2
   method_state = state["method_state"]
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, q = forward(batch["view1"])  # view 1 queries the keys of view 2
   k, target_stats = common.target_projections(run, method_state["target"], batch["view2"],
                                               rng if m.shuffle_bn else None)
@@ -154,10 +154,9 @@ def v2_loss(params, state, batch, rng, run):
 
 
 def v3_loss(params, state, batch, rng, run):
-  del rng
   m = run.config.moco_v3
   target = state["method_state"]["target"]
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, q1 = forward(batch["view1"])  # each view's queries against the other's keys
   _, q2 = forward(batch["view2"])
   k1, stats = common.target_projections(run, target, batch["view1"])

@@ -59,9 +59,8 @@ def create_model(c):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   s = run.config.npid
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, v = forward(batch["view1"])
   index = batch["index"]
   bank, positives, negatives = memory_bank.step_rows(run, state["method_state"], index,

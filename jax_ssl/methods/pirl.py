@@ -102,9 +102,8 @@ def init_model(run, rng, batch):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   s = run.config.pirl
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, f = forward(batch["image"])
   g = forward(batch["jigsaw"], method=PIRLModel.jigsaw)
   index = batch["index"]

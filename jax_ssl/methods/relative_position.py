@@ -43,8 +43,8 @@ def create_model(c):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
-  return pretext.classify(params, state, run, batch[GROUP], batch[f"{GROUP}_neighbour"])
+  return pretext.classify(params, state, run, batch[GROUP], batch[f"{GROUP}_neighbour"],
+                          rng)
 
 
 METHOD = methods.register(methods.Method(

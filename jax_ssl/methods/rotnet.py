@@ -42,10 +42,9 @@ def create_model(c):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   images = batch[GROUP]  # [B, 4, S, S, 3]: each image in its four rotations
   return pretext.classify(
-      params, state, run, images, batch[f"{GROUP}_rotation"],
+      params, state, run, images, batch[f"{GROUP}_rotation"], rng,
       example_features=lambda f: f.reshape((images.shape[0], NUM_ROTATIONS, -1))[:, 0])
 
 

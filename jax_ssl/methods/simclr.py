@@ -90,9 +90,8 @@ def create_model(c):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   # One forward pass over both views: BatchNorm normalises them together, as SimCLR does.
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, z = forward(common.interleave_views(batch))
   z = z.reshape(-1, 2, z.shape[-1])
   loss_fn = functools.partial(_loss_fn(run.config.simclr), axis_name=parallel.DATA_AXIS)

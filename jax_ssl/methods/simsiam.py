@@ -41,8 +41,7 @@ def create_model(c):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, z1, p1 = forward(batch["view1"], method=common.EncoderWithHeads.outputs)
   _, z2, p2 = forward(batch["view2"], method=common.EncoderWithHeads.outputs)
   value = common.global_loss(run, losses.simsiam_loss, p1, p2, z1, z2)

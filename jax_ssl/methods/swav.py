@@ -151,9 +151,8 @@ def _codes(run, scores, queue=None, prototypes=None, use_queue=None):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   s = run.config.swav
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   # As SwAV does: the backbone once per resolution, its BN over that resolution's crops;
   # the head once over every crop, so the projector's BN normalises them together.
   features = []

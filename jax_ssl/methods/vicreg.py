@@ -40,9 +40,8 @@ def create_model(c):
 
 
 def loss(params, state, batch, rng, run):
-  del rng
   v = run.config.vicreg
-  forward = common.Forward(run, params, state["batch_stats"])
+  forward = common.Forward(run, params, state["batch_stats"], rng)
   features, z1 = forward(batch["view1"])
   _, z2 = forward(batch["view2"])
   terms = common.global_loss(run, losses.vicreg_terms, z1, z2)

@@ -166,7 +166,9 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool):
     # Stochastic depth: one keep/drop draw per example (rng 'dropout'), rescaled by 1/keep.
-    drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2), deterministic=not train)
+    # A forward in training mode without the rng, an EMA teacher's, drops no path.
+    drop = nn.Dropout(self.drop_path, broadcast_dims=(1, 2),
+                      deterministic=not train or not self.has_rng("dropout"))
     attn = Attention(self.num_heads, self.dtype, self.weight_init, name="attn")
     x = x + drop(attn(layer_norm(self.dtype, "norm1")(x)))
     mlp = Mlp(self.dtype, self.weight_init, name="mlp")
@@ -185,8 +187,9 @@ class ViT(nn.Module):
   other input sizes (multi-crop's 96-pixel crops) interpolate. `frozen_patch_embed`
   stops the gradient at the patch projection (MoCo v3's random patch projection); the
   optimizer must then neither decay nor move it. Stochastic depth (`drop_path_rate`, the
-  last block's rate, rising linearly from 0 at the first) needs a 'dropout' rng in
-  training.
+  last block's rate, rising linearly from 0 at the first) applies in training when a
+  'dropout' rng is given (methods.common.Forward gives the online network one; the EMA
+  teachers' forward none).
   """
 
   width: int
