@@ -2,6 +2,13 @@ r"""Times the full training step on device-resident synthetic data.
 
   python benchmarks/step_throughput.py --method simclr --model resnet50 \
       --image_size 224 --batch 256 --dtype bfloat16
+  python benchmarks/step_throughput.py --method dino --recipe dino_vit_small --local_crops 10
+  python benchmarks/step_throughput.py --method mae --recipe mae_vit_base
+
+A method's recipe is configs/<method>_r50.py unless --recipe names another; a ViT recipe
+keeps its own ViT unless --model names one, and its local crops' size is scaled with the
+image to a multiple of the patch. bfloat16 is the activations' type: the weights, the
+optimizer, softmax and the loss stay in float32.
 
 The step is the one train.py runs: forward of both views, the loss with its
 cross-device gather, backward, LARS, and the method's state update. The last
@@ -51,25 +58,45 @@ def peak_flops(device):
   return next((v for k, v in BF16_PEAK_FLOPS.items() if device.device_kind.startswith(k)), None)
 
 
+def recipe_name(args):
+  """--recipe, else configs/<method>_r50.py, else the method's one recipe (MAE's ViT-B)."""
+  if args.recipe:
+    return args.recipe
+  r50 = f"{args.method}_r50"
+  if os.path.exists(os.path.join(REPO, "configs", r50 + ".py")):
+    return r50
+  return {"mae": "mae_vit_base"}[args.method]
+
+
 def build_config(args):
-  """The method's ImageNet recipe (configs/<method>_r50.py) at the benchmark's sizes."""
-  recipe = f"{args.method}_r50"
+  """The method's ImageNet recipe at the benchmark's sizes."""
+  recipe, _, variant = recipe_name(args).partition(":")  # dino_vit_small:tiny shrinks its head
   spec = importlib.util.spec_from_file_location(recipe, os.path.join(REPO, "configs",
                                                                       recipe + ".py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  c = module.get_config()
-  c.model.arch = args.model
-  c.model.width_multiplier = args.width
-  c.model.cifar_stem = args.image_size <= 64
+  c = module.get_config(variant or None)
+  if args.model or not models.is_vit(c.model):
+    c.model.arch = args.model or "resnet50"
+  if models.is_vit(c.model):
+    c.model.image_size = args.image_size
+    c.model.depth = args.depth
+  else:
+    c.model.width_multiplier = args.width
+    c.model.cifar_stem = args.image_size <= 64
   c.model.dtype = args.dtype
   feature_dim = models.backbone_feature_dim(c.model)
   if args.method == "simclr":
     c.simclr.proj_hidden_dims = (feature_dim, feature_dim)
   c.data.image_size = args.image_size
+  if args.local_crops is not None:
+    c.data.views.local.count = args.local_crops
+  # Local crops (96 pixels at 224) scale with the image; a ViT's tile into its patches.
+  multiple = c.model.patch_size if models.is_vit(c.model) else 1
   for view in c.data.views.values():
-    if view.size is not None:  # SwAV's 96-pixel local crops, scaled with the image
-      view.size = max(8, args.image_size * view.size // 224)
+    if view.size is not None:
+      size = args.image_size * view.size // 224
+      view.size = max(8, size - size % multiple, multiple)
   c.train.batch_size = args.batch
   if args.method == "moco_v2":
     c.moco_v2.queue_size = max(c.moco_v2.queue_size // args.batch, 1) * args.batch
@@ -130,7 +157,8 @@ def measure_jax(args):
   peak = peak_flops(device)
   memory = device.memory_stats() or {}
   return {
-      "method": args.method, "model": args.model, "width": args.width,
+      "method": args.method, "recipe": recipe_name(args), "model": config.model.arch,
+      "width": args.width if not models.is_vit(config.model) else None,
       "image_size": args.image_size,
       "batch": args.batch, "dtype": args.dtype, "num_devices": jax.device_count(),
       "images_per_sec": args.batch / step_s, "step_ms": 1000 * step_s,
@@ -166,9 +194,9 @@ def compare_with_torch(args, jax_result):
   import torch_reference  # noqa: PLC0415  (imports torch: only with --torch)
 
   reference = torch_reference.run(torch_reference.parse_args([
-      "--model", args.model, "--width", str(args.width), "--image_size", str(args.image_size),
-      "--batch", str(args.batch), "--dtype", args.dtype, "--steps", str(args.steps),
-      "--warmup", str(args.warmup)]))
+      "--model", args.model or "resnet50", "--width", str(args.width),
+      "--image_size", str(args.image_size), "--batch", str(args.batch), "--dtype", args.dtype,
+      "--steps", str(args.steps), "--warmup", str(args.warmup)]))
   return {
       "torch_images_per_sec": reference["images_per_sec"],
       "torch_step_ms": reference["step_ms"],
@@ -215,8 +243,15 @@ def record(result, argv, path, note=""):
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--method", default="simclr", choices=methods.names())
-  p.add_argument("--model", default="resnet50")
-  p.add_argument("--width", type=float, default=1.0)
+  p.add_argument("--recipe", default="",
+                 help="configs/RECIPE.py, or RECIPE:tiny for its CPU variant (default: "
+                      "<method>_r50, or mae_vit_base)")
+  p.add_argument("--model", default="",
+                 help="config.model.arch (default: resnet50, or a ViT recipe's own)")
+  p.add_argument("--width", type=float, default=1.0, help="ResNets' width multiplier")
+  p.add_argument("--depth", type=int, default=0, help="ViT blocks (0: the size's)")
+  p.add_argument("--local_crops", type=int, default=None,
+                 help="multi-crop's local crops (default: the recipe's)")
   p.add_argument("--image_size", type=int, default=224)
   p.add_argument("--batch", type=int, default=256, help="global batch")
   p.add_argument("--dtype", default="bfloat16", choices=tuple(models.DTYPES))

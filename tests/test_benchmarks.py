@@ -40,6 +40,36 @@ def test_step_throughput_runs_a_multicrop_method():
   assert result["images_per_sec"] > 0 and result["tflops_per_step"] > 0
 
 
+def vit_args(bench, *argv):
+  """The benchmark's arguments for a ViT recipe shrunk to 2 blocks of ViT-Tiny at 32 px."""
+  return bench.parse_args([*argv, "--model", "vit_tiny", "--depth", "2", "--image_size", "32",
+                           "--batch", "16", "--dtype", "bfloat16", "--steps", "1",
+                           "--warmup", "1"])
+
+
+def test_step_throughput_runs_dinos_vit_recipe_in_bfloat16():
+  """DINO's ViT-S multi-crop (its tiny variant: a small head, 4-pixel patches), the local
+  crops scaled with the image to a multiple of the patch."""
+  bench = load_benchmark()
+  args = vit_args(bench, "--method", "dino", "--recipe", "dino_vit_small:tiny",
+                  "--local_crops", "3")
+  config = bench.build_config(args)
+  assert (config.model.arch, config.model.depth, config.model.dtype) == (
+      "vit_tiny", 2, "bfloat16")
+  assert config.model.drop_path_rate == 0.1  # the recipe's stochastic depth, rng and all
+  assert (config.data.views.local.count, config.data.views.local.size) == (3, 8)
+  result = bench.run(args)
+  assert result["recipe"] == "dino_vit_small:tiny" and result["model"] == "vit_tiny"
+  assert result["images_per_sec"] > 0 and np.isfinite(result["loss"])
+  assert result["tflops_per_step"] > 0
+
+
+def test_step_throughput_takes_maes_vit_recipe_for_mae():
+  config = load_benchmark().build_config(vit_args(load_benchmark(), "--method", "mae"))
+  assert config.method == "mae" and config.model.arch == "vit_tiny"
+  assert config.model.patch_size == 16 and config.mae.decoder_depth == 8  # mae_vit_base's
+
+
 def test_step_throughput_against_torch_and_recorded(tmp_path, capsys):
   pytest.importorskip("torch")
   bench = load_benchmark()
