@@ -36,7 +36,8 @@ to 0.80 and the loss falls to 7.0.
 Expected (measured 2026-12-05 with this file, `python -m jax_ssl.compare` on
 builtin:mnist, seed 0, and alone through main.py): linear_top1 0.958 and knn_top1 0.938
 against the random-init encoder's 0.860 and 0.826 (both evaluated on tinted digits), in
-13.2 minutes on 2 CPU cores shared with other work at load 18-26. Evaluated on untinted
+4.1 minutes on 2 CPU cores shared with another run of the same kind (4.0 minutes of CPU
+time). Evaluated on untinted
 digits instead, the same encoder gives 0.929 and 0.890, its L encoder alone 0.940 and
 0.910. The ResNet-50 recipe is configs/cmc_r50.py.
 """

@@ -11,8 +11,8 @@ image. Tried and not kept, with the recipe of 2026-12-04: 15 epochs (linear_top1
 knn_top1 0.896, twice the time).
 
 Expected: linear_top1 0.902 and knn_top1 0.870 against the random-init encoder's 0.759 and
-0.750 (python -m jax_ssl.compare, 2026-12-05), in 4.5 minutes on 2 CPU cores shared with
-other jobs at a load average rising from 1.4 to 6. The probe on each ResNet stage of the
+0.750 (python -m jax_ssl.compare, 2026-12-05), in 3.3 minutes on 2 CPU cores shared with
+two other runs (2.6 minutes of CPU time). The probe on each ResNet stage of the
 export (linear_eval.py:fast with --config.eval.probe_layers=True) finds the last stage the
 best: 0.598, 0.777, 0.872, 0.902, against 0.537, 0.709, 0.731, 0.816 for another random
 initialisation of the same encoder.
