@@ -20,7 +20,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from jax_ssl import optim, parallel, step as step_lib  # noqa: E402
+from jax_ssl import models, optim, parallel, step as step_lib  # noqa: E402
 
 
 def recipe_config(recipe):
@@ -49,6 +49,11 @@ def recipe_config(recipe):
   # first BN biases on 1 and 8 devices parted by 6e-4 within 5 steps at its learning rate.
   if config.method in ("barlow_twins", "vicreg"):
     config.optim.base_lr /= 10
+  if models.is_vit(config.model):  # 2 blocks; 4 x 4 patches of 4 pixels, 2 x 2 on local crops
+    config.model.update(image_size=16, patch_size=4, depth=2)
+    for view in config.data.views.values():
+      if view.size:
+        view.size = 8
   return config
 
 
@@ -98,7 +103,13 @@ def run_steps(config, mesh, batches):
     rates.append(first_copy(step_metrics["learning_rate"]))
   params = {jax.tree_util.keystr(path): first_copy(leaf)
             for path, leaf in jax.tree_util.tree_leaves_with_path(state["params"])}
-  return {"loss": np.array(losses), "learning_rate": np.array(rates), **params}
+  # The method's replicated state too (DINO's centre), but not a per-device share of one
+  # sharded over the batch (a queue), whose shape depends on the mesh.
+  method_state = {f"method_state{jax.tree_util.keystr(path)}": first_copy(leaf)
+                  for path, leaf in jax.tree_util.tree_leaves_with_path(state["method_state"])
+                  if leaf.sharding.is_fully_replicated}
+  return {"loss": np.array(losses), "learning_rate": np.array(rates), **params,
+          **method_state}
 
 
 def main(recipe, batches, out, port, num_processes, process_id):

@@ -37,8 +37,9 @@ def bad_files_folder(digit_folder, tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_process_tasks(bad_files_folder, tmp_path_factory):
   """2 processes x 4 devices run, through their command lines: pretraining with the baseline
-  evaluation; then at once, on its workdir, linear_eval :fast and standard, finetune and
-  retrieve; then export. Returns the workdirs and each task's outputs."""
+  evaluation; then at once, on its workdir, linear_eval :fast, finetune and retrieve; then
+  export. Returns the workdirs and each task's outputs. (Standard linear_eval trains its
+  probe in finetune's loop, with the encoder frozen: test_supervised.py runs it.)"""
   root = tmp_path_factory.mktemp("two_processes")
   workdir = root / "pretrain"
   main = str(REPO / "main.py")
@@ -54,8 +55,6 @@ def two_process_tasks(bad_files_folder, tmp_path_factory):
   waits = {
       "linear_fast": start_command(main, "--config=configs/linear_eval.py:fast", pretrained,
                                    f"--workdir={root / 'linear_fast'}", *tiny_eval),
-      "linear": start_command(main, "--config=configs/linear_eval.py", pretrained,
-                              f"--workdir={root / 'linear'}", *tiny_train),
       "finetune": start_command(main, "--config=configs/finetune.py", pretrained,
                                 f"--workdir={root / 'finetune'}", *tiny_train),
       "retrieve": start_command("-m", "jax_ssl.retrieve", f"--workdir={workdir}", "--queries=3",
@@ -78,11 +77,10 @@ def test_every_task_runs_on_two_processes(two_process_tasks):
   assert final["step"] == 3 and {"knn_top1", "linear_top5", "alignment", "uniformity",
                                  "effective_rank"} <= set(final)
   assert export.read_info(str(run.root / "export_at_end"))["step"] == 3  # before the evaluation
-  for task, key in (("linear_fast", "linear_top1"), ("linear", "linear_top1"),
-                    ("finetune", "finetune_top1")):
+  for task, key in (("linear_fast", "linear_top1"), ("finetune", "finetune_top1")):
     assert 0 <= final_record(run.root / task)[key] <= 1, task
-  assert [r["step"] for r in metrics.read_metrics(run.root / "linear") if "train_loss" in r] == [
-      5, 10]  # 162 training files (2 of them undecodable) / 16
+  assert [r["step"] for r in metrics.read_metrics(run.root / "finetune")
+          if "train_loss" in r] == [5, 10]  # 162 training files (2 of them undecodable) / 16
   # Only process 0 writes and prints.
   picture = run.root / "neighbours.png"
   assert picture.read_bytes().startswith(b"\x89PNG")
@@ -100,10 +98,10 @@ def test_bad_files_are_skipped_and_counted_by_every_task(two_process_tasks):
   assert records[0]["baseline_skipped_images"] == records[-1]["skipped_images"] == 3
   assert all(r["skipped_images"] >= 0 for r in records if "loss" in r)
   assert final_record(run.root / "linear_fast")["skipped_images"] == 3
-  for task in ("linear", "finetune"):  # the test split's; training counts its own as it goes
-    assert final_record(run.root / task)["skipped_images"] == 1
-    assert all("skipped_images" in r for r in metrics.read_metrics(run.root / task)
-               if "train_loss" in r)
+  # The test split's; training counts its own as it goes.
+  assert final_record(run.root / "finetune")["skipped_images"] == 1
+  assert all("skipped_images" in r for r in metrics.read_metrics(run.root / "finetune")
+             if "train_loss" in r)
   first, second = (stderr for _, stderr in run.logs["pretrain"])
   assert first.count("are not JPEG, PNG, GIF or BMP") == 1 and "notes.jpg" in first
   assert "are not JPEG" not in second  # one warning for the run
