@@ -8,8 +8,8 @@ its L channel in, the ab bins predicted at 7 x 7 through one transposed conv of 
 channels; SGD with momentum 0.9, lr 0.4 x batch/256, weight decay 5e-4; 1,500 steps.
 
 Expected: linear_top1 0.674 and knn_top1 0.665 against the random-init encoder's 0.713 and
-0.676 (python -m jax_ssl.compare, 2026-12-05), in 19.7 minutes on 2 CPU cores shared with
-other jobs at a load average rising from 6 to 17. The probe on each ResNet stage of the
+0.676 (python -m jax_ssl.compare, 2026-12-05), in 3.9 minutes on 2 idle CPU cores (5.4
+minutes of CPU time). The probe on each ResNet stage of the
 export (linear_eval.py:fast with --config.eval.probe_layers=True) finds the last stage the
 best, 0.533, 0.618, 0.616, 0.674, against 0.482, 0.600, 0.610, 0.699 for another random
 initialisation of the same encoder. The random-init baseline is lower than the other

@@ -13,7 +13,8 @@ batch 64) on a cosine after one warm-up epoch, weight decay 5e-4.
 Expected (measured 2026-12-05 with this file, `python -m jax_ssl.compare` on
 builtin:mnist, seed 0): linear_top1 0.852 and knn_top1 0.775 against the random-init
 encoder's 0.737 and 0.696 (the patch features averaged, as the evaluation encoder gives
-them), in 3.2 minutes on 2 idle CPU cores (5.7 minutes of CPU time). The ResNet-50 recipe is configs/cpc_r50.py.
+them), in 3.2 minutes on 2 idle CPU cores (5.7 minutes of CPU time). The ResNet-50
+recipe is configs/cpc_r50.py.
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 

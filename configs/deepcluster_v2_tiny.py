@@ -10,7 +10,8 @@ LARS as swav_tiny (lr 1.0 x batch/256, weight decay 1e-5).
 
 Expected: linear_top1 0.871 and knn_top1 0.791 against the random-init encoder's 0.759 and
 0.750 (python -m jax_ssl.compare, 2026-12-05), in 3.2 minutes on 2 idle CPU cores (5.8
-minutes of CPU time). Each epoch starts with features of the 4,000 training digits and 3 k-means runs.
+minutes of CPU time). Each epoch starts with features of the 4,000 training digits and 3
+k-means runs.
 With the tiny recipe of 2026-12-04 (colour strength 0.5, crops from 40%) it reached 0.879
 in 3 minutes 50 seconds at a load average of about 4.
 """

@@ -20,8 +20,8 @@ fill).
 Expected (measured 2026-12-05 with this file, `python -m jax_ssl.compare` on
 builtin:mnist, seed 0): linear_top1 0.877 and knn_top1 0.723 against the random-init
 encoder's 0.759 and 0.750, in 1.9 minutes on 2 CPU cores (1.8 minutes of CPU time;
-another run of the same kind shared the cores). The paper's figure for the ResNet-50 recipe (configs/npid_r50.py) is 54.0%
-ImageNet linear top-1.
+another run of the same kind shared the cores). The paper's figure for the ResNet-50
+recipe (configs/npid_r50.py) is 54.0% ImageNet linear top-1.
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 
