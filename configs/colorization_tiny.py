@@ -18,8 +18,11 @@ methods' 0.759 because this encoder sees one channel, L.
 Colorization does not beat a random encoder on the digits, and cannot be expected to: they
 are grey MNIST digits replicated to RGB, so every pixel's ab is 0, the pretext task is
 solved at once (pretext accuracy 1.0, every pixel the grey bin) and there is no signal for
-the encoder to learn from; its features only drift under weight decay. The recipe is here
-to run the method end to end on a CPU; judge it on colour images.
+the encoder to learn from; its features only drift under weight decay. On colour images it
+learns: on the built-in colour digits (--source=builtin:colour_digits, whose colours vary
+within every class) linear_top1 0.199 and knn_top1 0.153 against the random-init encoder's
+0.112 and 0.147 (+8.7 points; chance 0.10), in 4.5 minutes on 2 idle CPU cores
+(python -m jax_ssl.compare, 2026-12-05).
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 from jax_ssl.pretext import use_sgd
