@@ -59,13 +59,14 @@ def peak_flops(device):
 
 
 def recipe_name(args):
-  """--recipe, else configs/<method>_r50.py, else the method's one recipe (MAE's ViT-B)."""
+  """--recipe, else configs/<method>_r50.py, else <method>_vit_base.py (MAE's)."""
   if args.recipe:
     return args.recipe
-  r50 = f"{args.method}_r50"
-  if os.path.exists(os.path.join(REPO, "configs", r50 + ".py")):
-    return r50
-  return {"mae": "mae_vit_base"}[args.method]
+  for recipe in (f"{args.method}_r50", f"{args.method}_vit_base"):
+    if os.path.exists(os.path.join(REPO, "configs", recipe + ".py")):
+      return recipe
+  raise ValueError(f"--method {args.method} has no configs/{args.method}_r50.py or "
+                   f"_vit_base.py: name its recipe with --recipe")
 
 
 def build_config(args):

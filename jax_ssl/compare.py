@@ -45,7 +45,9 @@ flags.DEFINE_float("gain_points", 5.0, "The table marks runs whose linear top-1 
 flags.mark_flags_as_required(["config", "out"])
 
 FIGURES = ("linear_top1", "baseline_linear_top1", "knn_top1", "baseline_knn_top1")
-STAGE_PREFIX = "linear_top1_"  # with --set=eval.probe_layers=True: linear_top1_layer1, ...
+# with --set=eval.probe_layers=True: linear_top1_layer1, ... (metrics.STAGE_PREFIX, which is
+# not imported here: metrics imports JAX and TensorFlow, which wait until flags are parsed)
+STAGE_PREFIX = "linear_top1_"
 
 
 def is_stage(key):
