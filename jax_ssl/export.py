@@ -41,7 +41,7 @@ import orbax.checkpoint as ocp
 import tensorflow as tf
 from absl import app, flags
 
-from jax_ssl import cli, methods, models, parallel, step as step_lib
+from jax_ssl import checkpoint, cli, methods, models, parallel, step as step_lib
 from jax_ssl.models import vit as vit_lib
 
 EXPORT_DIR = "export"
@@ -67,7 +67,7 @@ def export_encoder(variables, config, workdir, step, encoder=None):
   """
   is_backbone = encoder is None or encoder.is_backbone
   out = export_dir(workdir)
-  checkpointer = ocp.StandardCheckpointer()
+  checkpointer = checkpoint.checkpointer()
   checkpointer.save(os.path.join(out, "encoder"), variables, force=True)
   checkpointer.wait_until_finished()
   if jax.process_index() != 0:
@@ -227,7 +227,7 @@ def load_encoder(path, mesh=None):
   shapes = jax.eval_shape(lambda: backbone.init(jax.random.key(0), jnp.zeros((1, size, size, 3)),
                                                 train=False))
   shapes = {"params": shapes["params"], "batch_stats": shapes.get("batch_stats", {})}
-  checkpointer = ocp.StandardCheckpointer()
+  checkpointer = checkpoint.checkpointer()
   location = os.path.join(folder, "encoder")
   check_shapes(checkpointer.metadata(location).item_metadata.tree, shapes, location,
                info["model"])

@@ -1,17 +1,21 @@
 """Runs that are killed (SIGKILL, SIGTERM, mid-checkpoint) and restarted give the same
 losses, step for step, as a run that was never interrupted."""
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import chex
+import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
 from conftest import device_count_flags
-from jax_ssl import checkpoint, metrics, train
+from jax_ssl import checkpoint, config as config_lib, metrics, parallel, train
 from test_train import REPO, load_config
 
 STEPS, EVERY = 12, 3
@@ -127,3 +131,22 @@ def test_a_changed_config_refuses_to_resume_unless_forced(digit_folder, uninterr
   changed.unlock().train.force_resume = True
   manager = checkpoint.make_manager(str(uninterrupted), changed.train)
   checkpoint.check_resumable(str(uninterrupted), changed, manager)  # forced: no error
+
+
+def test_small_replicated_arrays_are_saved_whole_and_large_ones_by_slices(tmp_path, caplog):
+  """Orbax's per-replica slices of a small array cost a compiled program per device and
+  shape; checkpoint.MIN_SLICE_BYTES leaves them whole. A large array is still split."""
+  mesh = parallel.make_mesh()
+  small = {"bias": jnp.arange(8.0), "kernel": jnp.ones((16, 8))}
+  large = {"kernel": jnp.ones((8 * checkpoint.MIN_SLICE_BYTES // 4 + 8,))}  # a slice > 1 MiB
+  for name, state in (("small", small), ("large", large)):
+    state = jax.device_put(state, parallel.replicated(mesh))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+      manager = checkpoint.make_manager(str(tmp_path / name), config_lib.base_config("simclr").train)
+      checkpoint.save(manager, 1, state)
+      manager.wait_until_finished()
+    slices = [r for r in caplog.records if "Compiling jit(slice)" in r.getMessage()]
+    assert bool(slices) == (name == "large"), [r.getMessage()[:80] for r in slices]
+    restored = checkpoint.restore_latest(manager, checkpoint.abstract_like(state))
+    chex.assert_trees_all_equal(restored, state)
