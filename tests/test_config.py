@@ -151,6 +151,12 @@ def test_bad_config_names_the_field(mutate, match):
      r"config.relative_position.part_dim=-1 is invalid"),
     ("rotnet_tiny", lambda c: c.rotnet.__setattr__("head_hidden_dims", (0,)),
      r"config.rotnet.head_hidden_dims=\(0,\) is invalid: expected positive integers"),
+
+    # Decoupled weight decay would shrink a frozen patch projection: both ViT recipes that
+    # freeze it keep it out of decay, and a config that puts it back is refused.
+    *[(name, lambda c: c.optim.groups.patch_embed.__setattr__("weight_decay", True),
+       r"config.optim.groups.patch_embed.weight_decay=True is invalid: expected False while "
+       r"config.model.frozen_patch_embed=True") for name in ("moco_v3_vit_tiny", "dino_tiny")],
 ])
 def test_pretext_methods_name_a_bad_field(name, mutate, match):
   c = load(CONFIG_DIR / f"{name}.py")

@@ -63,6 +63,7 @@ def tiny(c):
 
 def check(c, num_devices):
   del num_devices
+  common.check_frozen_patch_embed(c)
   d = c.dino
   checks = [
       ("out_dim", d.out_dim, d.out_dim >= 1, ">= 1"),
@@ -186,4 +187,5 @@ METHOD = methods.register(methods.Method(
     name="dino", config=config, views=multicrop_views, augment=common.BYOL_AUGMENT,
     create_model=create_model, loss=loss, tiny=tiny, check=check, init_state=init_state,
     after_update=after_update,
-    param_groups={"last_layer": methods.group(r"^projector/last_layer/", frozen_epochs=1.0)}))
+    param_groups={"last_layer": methods.group(r"^projector/last_layer/", frozen_epochs=1.0),
+                  **common.PATCH_EMBED_GROUP}))

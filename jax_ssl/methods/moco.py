@@ -69,12 +69,7 @@ def v2_check(c, num_devices):
 def v3_check(c, num_devices):
   del num_devices
   _check_common(c.moco_v3, "moco_v3")
-  # A gradient of zero does not stop decoupled weight decay (AdamW) from shrinking the
-  # projection; MoCo v3 keeps it out of the optimizer (requires_grad=False).
-  frozen_decays = c.optim.groups.patch_embed.weight_decay and c.optim.weight_decay > 0
-  config_lib.require(not (c.model.frozen_patch_embed and frozen_decays),
-                     "config.optim.groups.patch_embed.weight_decay", True,
-                     "False while config.model.frozen_patch_embed=True")
+  common.check_frozen_patch_embed(c)
 
 
 def v2_model(c):
@@ -179,4 +174,4 @@ MOCO_V3 = methods.register(methods.Method(
     name="moco_v3", config=v3_config, views=common.byol_views, augment=common.BYOL_AUGMENT,
     create_model=v3_model, loss=v3_loss, tiny=v3_tiny, check=v3_check,
     init_state=target_state, after_update=_after_update(v3_momentum),
-    param_groups={"patch_embed": methods.group(r"^backbone/patch_embed/")}))
+    param_groups=common.PATCH_EMBED_GROUP))
