@@ -17,10 +17,9 @@ AdamW at 2e-3 x B/256 (four times the recipe's, for 600 steps) with weight decay
 Expected: linear_top1 0.836 and knn_top1 0.764 against the random-init ViT's 0.772 and
 0.649 (+6.4 points; python -m jax_ssl.compare on builtin:mnist, seed 0, 2026-12-05), in
 3.5 minutes on 2 idle CPU cores (6.3 minutes of CPU time); with --seeds=1, 0.836 and
-0.789 against 0.764 and 0.612 (+7.2). On builtin:colour_digits this recipe, its frozen
-projection then still under weight decay, gained 2.0 points (0.127 against 0.107; 0.837 on
-the digits). The published figures are ImageNet's (configs/dino_vit_small.py,
-configs/dino_r50.py).
+0.789 against 0.764 and 0.612 (+7.2). On builtin:colour_digits it gains 1.9 points
+(0.126 and 0.123 against 0.107 and 0.115, 3.5 minutes). The published figures are
+ImageNet's (configs/dino_vit_small.py, configs/dino_r50.py).
 
 Tried and not kept, all 2026-12-05 on the digits (linear_top1 against the random init):
 - DINO's own ViT (learned positions, truncated-normal init, trained patch projection) with
