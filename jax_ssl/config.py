@@ -318,8 +318,25 @@ def _validate_method(config, num_devices):
             treatment.frozen_epochs, ">= 0")
     require(treatment.lr_multiplier >= 0, f"config.optim.groups.{name}.lr_multiplier",
             treatment.lr_multiplier, ">= 0")
+  _check_frozen_patch_embed(config)
   if method.check is not None:
     method.check(config, num_devices)
+
+
+def _check_frozen_patch_embed(config):
+  """A gradient of zero does not stop decoupled weight decay from shrinking a frozen patch
+  projection; MoCo v3 keeps it out of the optimizer (requires_grad=False). Any method may run
+  a ViT, so the check is here: the method must declare a patch_embed group and keep it out
+  of decay."""
+  o = config.optim
+  decays = o.weight_decay > 0 or (o.weight_decay_schedule != "constant" and o.weight_decay_end > 0)
+  if not (config.model.frozen_patch_embed and decays):
+    return
+  require("patch_embed" in o.groups, "config.model.frozen_patch_embed", True,
+          f"False for {config.method}, which declares no patch_embed parameter group to keep "
+          "the projection out of weight decay (or config.optim.weight_decay=0)")
+  require(not o.groups.patch_embed.weight_decay, "config.optim.groups.patch_embed.weight_decay",
+          True, "False while config.model.frozen_patch_embed=True")
 
 
 def validate(config, *, num_devices, num_processes=1):

@@ -65,7 +65,8 @@ def test_step_throughput_runs_dinos_vit_recipe_in_bfloat16():
 
 
 def test_step_throughput_takes_maes_vit_recipe_for_mae():
-  config = load_benchmark().build_config(vit_args(load_benchmark(), "--method", "mae"))
+  bench = load_benchmark()
+  config = bench.build_config(vit_args(bench, "--method", "mae"))
   assert config.method == "mae" and config.model.arch == "vit_tiny"
   assert config.model.patch_size == 16 and config.mae.decoder_depth == 8  # mae_vit_base's
 

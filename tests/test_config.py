@@ -132,6 +132,10 @@ def _tiny():
      r"config.data.on_bad_file='warn' .*one of \('skip', 'error'\)"),
     (lambda c: c.eval.__setattr__("linear_mode", "slow"), r"config.eval.linear_mode='slow'"),
     (lambda c: c.eval.__setattr__("online_probe_lr", 0.0), r"config.eval.online_probe_lr=0.0"),
+    # Weight decay would shrink the frozen projection, and SimCLR has no group to exempt it.
+    (lambda c: c.model.update(arch="vit_tiny", patch_size=4, frozen_patch_embed=True),
+     r"config.model.frozen_patch_embed=True is invalid: expected False for simclr, which "
+     r"declares no patch_embed parameter group"),
 ])
 def test_bad_config_names_the_field(mutate, match):
   c = _tiny()

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from jax_ssl import config as config_lib, methods, models, optim, parallel
+from jax_ssl import methods, models, optim, parallel
 from jax_ssl.data import views
 
 # PyTorch's and Haiku's Linear layers start near lecun_normal; the BYOL, MoCo
@@ -97,17 +97,9 @@ BYOL_AUGMENT = {"color_strength": 1.0, "jitter": (0.4, 0.4, 0.2, 0.1), "color_pr
 
 
 # A ViT's patch projection as a parameter group, so that a run with MoCo v3's frozen random
-# projection (config.model.frozen_patch_embed) can keep it out of weight decay.
+# projection (config.model.frozen_patch_embed) can keep it out of weight decay: a method that
+# may freeze it declares this group (config.validate checks it).
 PATCH_EMBED_GROUP = {"patch_embed": methods.group(r"^backbone/patch_embed/")}
-
-
-def check_frozen_patch_embed(c):
-  """A gradient of zero does not stop decoupled weight decay (AdamW) from shrinking the
-  frozen projection; MoCo v3 keeps it out of the optimizer (requires_grad=False)."""
-  frozen_decays = c.optim.groups.patch_embed.weight_decay and c.optim.weight_decay > 0
-  config_lib.require(not (c.model.frozen_patch_embed and frozen_decays),
-                     "config.optim.groups.patch_embed.weight_decay", True,
-                     "False while config.model.frozen_patch_embed=True")
 
 
 def byol_views():

@@ -63,7 +63,6 @@ def tiny(c):
 
 def check(c, num_devices):
   del num_devices
-  common.check_frozen_patch_embed(c)
   d = c.dino
   checks = [
       ("out_dim", d.out_dim, d.out_dim >= 1, ">= 1"),

@@ -69,7 +69,6 @@ def v2_check(c, num_devices):
 def v3_check(c, num_devices):
   del num_devices
   _check_common(c.moco_v3, "moco_v3")
-  common.check_frozen_patch_embed(c)
 
 
 def v2_model(c):
