@@ -175,7 +175,7 @@ def test_laptop_torch_job_follows_simclr_tiny_and_reports_its_figures():
   laptop = benchmark_scripts.load("laptop_torch")
   recipe = laptop.recipe()
   assert (recipe["batch"], recipe["steps"], recipe["width"], recipe["temperature"]) == (
-      64, 1500, 0.125, 0.2)
+      64, 2500, 0.125, 0.2)
   result = laptop.torch_job({**recipe, "steps": 3, "warmup_steps": 1, "probe_epochs": 1}, workers=0)
   assert result["images_per_sec"] > 0 and np.isfinite(result["loss"])
   assert 0 <= result["knn_top1"] <= 1 and 0 <= result["linear_top1"] <= 1
