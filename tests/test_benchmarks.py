@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import benchmark_scripts
-from jax_ssl import flops, models
+from jax_ssl import compare, flops, models
 
 
 def load_benchmark():
@@ -174,8 +174,11 @@ def test_laptop_torch_job_follows_simclr_tiny_and_reports_its_figures():
   pytest.importorskip("torch")
   laptop = benchmark_scripts.load("laptop_torch")
   recipe = laptop.recipe()
-  assert (recipe["batch"], recipe["steps"], recipe["width"], recipe["temperature"]) == (
-      64, 2500, 0.125, 0.2)
+  tiny = compare.load_config(str(benchmark_scripts.BENCHMARKS.parent / "configs/simclr_tiny.py"))
+  assert (recipe["batch"], recipe["steps"], recipe["warmup_steps"], recipe["width"],
+          recipe["temperature"], recipe["jitter"]) == (
+      tiny.train.batch_size, tiny.train.num_steps, tiny.train.warmup_steps,
+      tiny.model.width_multiplier, tiny.simclr.temperature, tuple(tiny.data.augment.jitter))
   result = laptop.torch_job({**recipe, "steps": 3, "warmup_steps": 1, "probe_epochs": 1}, workers=0)
   assert result["images_per_sec"] > 0 and np.isfinite(result["loss"])
   assert 0 <= result["knn_top1"] <= 1 and 0 <= result["linear_top1"] <= 1
