@@ -15,7 +15,7 @@ in 5 minutes on 2 cores; on colour images more steps gain the most.
 
 Expected (python -m jax_ssl.compare, seed 0, 2026-12-05; README.md, "Your own images"):
 linear_top1 0.947 and knn_top1 0.901 against the random-init encoder's 0.759 and 0.750
-on the digits, 6.0 minutes of CPU time; 0.192 and 0.184 against 0.104 and 0.131 on
+on the digits, 5.9 minutes of CPU time; 0.192 and 0.184 against 0.104 and 0.131 on
 builtin:colour_digits.
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
