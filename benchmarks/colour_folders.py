@@ -17,6 +17,7 @@ that pip packages ship, and colour, background and position vary within every cl
 
 Point a tiny config at either with --config.data.source=folder:<root>/<name>.
 """
+import collections
 import os
 import sys
 
@@ -53,36 +54,41 @@ def _gradient(rng):
   return start * (1 - t) + end * t
 
 
+def _numbered_in_class(glyphs, labels):
+  """(glyph, label, n) where the glyph is its class's n-th, counted from 1."""
+  seen = collections.Counter()
+  for glyph, label in zip(glyphs, labels):
+    seen[label] += 1
+    yield glyph, int(label), seen[label]
+
+
+def _flat(rng):
+  return np.ones((SIZE, SIZE, 3)) * rng.random(3)
+
+
+def _mnist_digits(rng, numbers, background, sizes):
+  """The MNIST digits whose number in their class is in `numbers`, drawn over
+  `background(rng)` at a size in `sizes`; each class's last 30 are test examples."""
+  for glyph, label, n in _numbered_in_class(*builtin.mnist_digits()):
+    if n in numbers:
+      yield _draw(glyph, background(rng), int(rng.integers(*sizes)), rng), label, \
+          n > numbers[-1] - 30
+
+
 def flat_digits(rng):
-  pixels, labels = builtin.mnist_digits()
-  seen = {}
-  for glyph, label in zip(pixels, labels):
-    seen[label] = seen.get(label, 0) + 1
-    if seen[label] <= 140:
-      background = np.ones((SIZE, SIZE, 3)) * rng.random(3)
-      yield _draw(glyph, background, int(rng.integers(17, 29)), rng), int(label), \
-          seen[label] > 110
+  return _mnist_digits(rng, range(1, 141), _flat, (17, 29))
 
 
 def gradient_digits(rng):
-  pixels, labels = builtin.mnist_digits()
-  seen = {}
-  for glyph, label in zip(pixels, labels):
-    seen[label] = seen.get(label, 0) + 1
-    if 140 < seen[label] <= 280:
-      yield _draw(glyph, _gradient(rng), int(rng.integers(12, 25)), rng), int(label), \
-          seen[label] > 250
+  return _mnist_digits(rng, range(141, 281), _gradient, (12, 25))
 
 
 def glyph_gradients(rng):
   from sklearn.datasets import load_digits  # noqa: PLC0415
   digits = load_digits()
   glyphs = np.round(digits.images * 255 / 16).astype(np.uint8)
-  seen = {}
-  for glyph, label in zip(glyphs, digits.target):
-    seen[label] = seen.get(label, 0) + 1
-    yield _draw(glyph, _gradient(rng), int(rng.integers(12, 25)), rng), int(label), \
-        seen[label] % 5 == 0
+  for glyph, label, n in _numbered_in_class(glyphs, digits.target):
+    yield _draw(glyph, _gradient(rng), int(rng.integers(12, 25)), rng), label, n % 5 == 0
 
 
 def write(root, name, examples):

@@ -17,9 +17,9 @@ Tried there and not kept: SimCLR's jitter (0.8, 0.8, 0.8, 0.2), which helped BYO
 
 Expected (python -m jax_ssl.compare, seed 0, 2026-12-05; README.md, "Your own images"):
 linear_top1 0.926 and knn_top1 0.878 against the random-init encoder's 0.759 and 0.750
-on the digits (lr 0.3: 0.921 and 0.834), 5.8 minutes of CPU time;
-0.188 and 0.154 against 0.104 and 0.131 on builtin:colour_digits; 0.127 against 0.135 on
-the held-out glyph_gradients folder (lr 0.3: 0.115).
+on the digits (lr 0.3: 0.921 and 0.834), 5.8 minutes of CPU time; 0.188 and 0.154
+against 0.104 and 0.131 on builtin:colour_digits; 0.127 against 0.135 on the held-out
+glyph_gradients folder (lr 0.3: 0.115).
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 

@@ -185,6 +185,14 @@ def test_laptop_torch_job_follows_simclr_tiny_and_reports_its_figures():
   assert result["train_start_s"] <= result["train_end_s"]
 
 
+def corner_contrast(images):
+  """Per image, the larger difference of opposite 4 x 4 corners' means, summed over RGB:
+  large under a gradient, noise-sized on a flat colour."""
+  corner = [images[:, rows, cols].mean((1, 2)) for rows in (slice(0, 4), slice(-4, None))
+            for cols in (slice(0, 4), slice(-4, None))]  # TL, TR, BL, BR
+  return np.maximum(np.abs(corner[0] - corner[3]).sum(-1), np.abs(corner[1] - corner[2]).sum(-1))
+
+
 def test_colour_folders_are_balanced_coloured_and_draw_different_digits(monkeypatch):
   folders = benchmark_scripts.load("colour_folders")
   glyphs_drawn = []
@@ -196,10 +204,13 @@ def test_colour_folders_are_balanced_coloured_and_draw_different_digits(monkeypa
 
   monkeypatch.setattr(folders, "_draw", recording_draw)
   glyphs_of = {}
-  for maker, seed in [(folders.flat_digits, 1), (folders.gradient_digits, 3)]:
+  for maker, seed, lit_by_gradient in [(folders.flat_digits, 1, False),
+                                       (folders.gradient_digits, 3, True)]:
     glyphs_drawn.clear()
     examples = list(maker(np.random.default_rng(seed)))
     glyphs_of[maker.__name__] = set(glyphs_drawn)
+    across = corner_contrast(np.array([image for image, _, _ in examples], float))
+    assert (np.median(across) > 100) if lit_by_gradient else (np.median(across) < 40)
     labels = np.array([label for _, label, _ in examples])
     is_test = np.array([test for _, _, test in examples])
     assert np.bincount(labels).tolist() == [140] * 10
