@@ -73,6 +73,12 @@ def base_config(method=None):
           grayscale_prob=0.2,
           blur_prob=0.5,       # ImageNet only; 0 for CIFAR and small images
           solarize_prob=0.0,
+          # A view minus its Gaussian blur (sigma = highpass_sigma x its side), around
+          # mid-grey, with this probability, before the colour ops: it takes smooth
+          # lighting out of the view, so that two views cannot be matched by a gradient
+          # across the background rather than by what is drawn on it.
+          highpass_prob=0.0,
+          highpass_sigma=0.1,
       )),
       # {group name: view group}, declared by the method: see jax_ssl/data/views.py.
       views=ml_collections.ConfigDict(),

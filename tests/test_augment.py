@@ -250,6 +250,45 @@ def test_solarize_inverts_bright_pixels_at_its_rate():
   assert abs(rate - 0.2) < 4 * np.sqrt(0.2 * 0.8 / len(out)), rate
 
 
+def lit_stroke(side=28, stroke=True):
+  """A dark vertical stroke over a strong diagonal colour gradient."""
+  t = (np.add.outer(np.arange(side), np.arange(side)) / (2 * (side - 1)))[..., None]
+  image = (0.9 * (1 - t) * np.array([1.0, 0.3, 0.1]) + t * np.array([0.1, 0.8, 0.9]))
+  if stroke:
+    image[6:22, 13:15] = 0.05
+  return image.astype(np.float32)
+
+
+def test_highpass_takes_the_lighting_out_and_keeps_the_stroke():
+  lighting = lit_stroke(stroke=False)[4:-4, 4:-4]
+  flat = augment.highpass(tf.constant(lit_stroke(stroke=False)), 0.1).numpy()[4:-4, 4:-4]
+  # Away from the borders the gradient spans over a third of the range in every channel;
+  # after the high-pass it is mid-grey within 0.01.
+  assert np.ptp(lighting.reshape(-1, 3), axis=0).min() > 0.35
+  assert np.abs(flat - 0.5).max() < 0.01
+  # The stroke stays darker than its surround by most of its contrast.
+  out = augment.highpass(tf.constant(lit_stroke()), 0.1).numpy()
+  assert (out[8:20, 13:15] < 0.5 - 0.25).all()
+
+
+def test_highpass_applies_at_its_rate_before_the_colour_ops():
+  image = lit_stroke(16)
+  cfg = augment_config(crop_area_min=1.0, aspect_min=1.0, aspect_max=1.0, flip=False,
+                       color_prob=0.0, grayscale_prob=0.0, blur_prob=0.0, highpass_prob=0.3)
+  out = many(lambda x, s: augment.simclr_view(x, s, cfg, 16), image)
+  passed = np.isclose(out, augment.highpass(tf.constant(image), 0.1).numpy(),
+                      atol=1e-5).all(axis=(1, 2, 3))
+  unchanged = np.isclose(out, image, atol=1e-5).all(axis=(1, 2, 3))
+  assert (passed | unchanged).all()
+  assert abs(passed.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / len(out)), passed.mean()
+  # With the high-pass off, every other op draws the same numbers as before it existed.
+  cfg = augment_config()
+  seed = tf.constant([4, 5])
+  np.testing.assert_array_equal(
+      augment.simclr_view(image, seed, cfg, 12),
+      augment.simclr_view(image, seed, augment_config(highpass_prob=0.0, highpass_sigma=0.3), 12))
+
+
 def test_byol_jitter_amounts_bound_each_factor():
   """BYOL's (0.4, 0.4, 0.2, 0.1): saturation alone moves at most 20%."""
   gray = np.full((6, 6, 3), 0.5, np.float32)

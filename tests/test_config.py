@@ -87,6 +87,13 @@ def test_view_groups_are_checked_field_by_field():
   c.data.views.view1.transform = "spin"
   with pytest.raises(ValueError, match=r"config.data.views.view1.transform='spin'"):
     config_lib.validate(c, num_devices=8)
+  for field, value, accepted in [("highpass_prob", 1.5, r"in \[0, 1\]"),
+                                 ("highpass_sigma", 0.0, "> 0")]:
+    c = _tiny()
+    c.data.augment[field] = value
+    with pytest.raises(ValueError, match=rf"config.data.augment.{field}={value} must be "
+                                         rf"{accepted}"):
+      config_lib.validate(c, num_devices=8)
 
 
 def test_simclr_r50_is_the_paper_recipe():

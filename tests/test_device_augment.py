@@ -48,6 +48,9 @@ def augment_config(**overrides):
     ("blur sigma 1.3", lambda x: device.gaussian_blur(x, 1.3),
      lambda x: augment.gaussian_blur(x, 1.3, augment.blur_radius(x.shape[0]))),
     ("solarize", device.solarize, augment.solarize),
+    ("high-pass 0.1", lambda x: device.highpass(x, 0.1), lambda x: augment.highpass(x, 0.1)),
+    ("high-pass 0.5 (radius side - 1)", lambda x: device.highpass(x, 0.5),
+     lambda x: augment.highpass(x, 0.5)),
 ])
 def test_each_op_matches_its_tf_definition(name, jax_op, tf_op):
   image = hand_made_image(60, 50)  # a blur radius of 3
@@ -176,6 +179,11 @@ def test_blur_and_solarize_are_applied_at_their_rates():
   views = device_views(image, cfg, NUM_VIEWS, 40, crop_on_device=True)
   solarised = np.isclose(views, device.solarize(image), atol=1e-5).all(axis=(1, 2, 3))
   assert abs(solarised.mean() - 0.2) < 0.04
+  cfg.solarize_prob, cfg.highpass_prob = 0.0, 0.25
+  views = device_views(image, cfg, NUM_VIEWS, 40, crop_on_device=True)
+  passed = np.isclose(views, device.highpass(image, cfg.highpass_sigma),
+                      atol=1e-5).all(axis=(1, 2, 3))
+  assert abs(passed.mean() - 0.25) < 0.04
 
 
 # ----------------------------------------------------- batches on a mesh ----

@@ -279,6 +279,30 @@ def random_gaussian_blur(image, seed, prob, sigma_range=(0.1, 2.0)):
   return random_apply(blur, image, seed, prob)
 
 
+# ------------------------------------------------------------- high-pass ----
+def highpass_radius(side, sigma):
+  """3 sigma, at most side - 1 (a reflected border cannot reach further)."""
+  return min(math.ceil(3 * sigma), side - 1)
+
+
+def highpass(image, sigma_fraction):
+  """The image minus its Gaussian blur of sigma = `sigma_fraction` x side, around mid-grey.
+
+  Smooth lighting (a gradient across the background, vignetting, a tint) is what the blur
+  keeps, so it leaves the view; strokes and edges stay. `side` is the view's shorter
+  side, which must be static.
+  """
+  side = min(image.shape[:2])
+  sigma = sigma_fraction * side
+  blurred = gaussian_blur(image, sigma, highpass_radius(side, sigma))
+  return tf.clip_by_value(image - blurred + 0.5, 0.0, 1.0)
+
+
+def highpass_seed(blur_seed):
+  """The high-pass op's seed, folded from the blur's so every other op keeps its draws."""
+  return tf.random.experimental.stateless_fold_in(blur_seed, 1)
+
+
 # ------------------------------------------------------------- solarize ----
 def solarize(image, threshold=0.5):
   """Inverts the pixels at or above `threshold` (BYOL: 0.5 on [0, 1])."""
@@ -291,14 +315,20 @@ def random_solarize(image, seed, prob):
 
 # ----------------------------------------------------------------- views ----
 def colour_view(image, seeds, augment_config, probs):
-  """The part of a view after crop and flip: colour jitter, grayscale, blur, solarize.
+  """The part of a view after crop and flip: high-pass, colour jitter, grayscale, blur,
+  solarize.
 
-  `seeds` is [4, 2]: one seed for each of the four ops. `probs` carries each op's
+  `seeds` is [4, 2]: one seed for each of the four colour ops. `probs` carries each op's
   probability (`color_prob`, `grayscale_prob`, `blur_prob`, `solarize_prob`: a view
-  group, data/views.py); the jitter amounts come from `augment_config`.
+  group, data/views.py); the jitter amounts and the high-pass, shared by every group,
+  come from `augment_config`.
   """
   cfg = augment_config
   color_seed, gray_seed, blur_seed, solarize_seed = tf.unstack(seeds)
+  highpass_prob = cfg.get('highpass_prob', 0.0)
+  if highpass_prob > 0:
+    image = random_apply(lambda x, _: highpass(x, cfg.highpass_sigma), image,
+                         highpass_seed(blur_seed), highpass_prob)
   image = color_distortion(image, color_seed, cfg.color_strength,
                            probs.color_prob, tuple(cfg.jitter))
   image = random_grayscale(image, gray_seed, probs.grayscale_prob)
@@ -327,7 +357,7 @@ def config_probabilities(augment_config, **overrides):
 
 def simclr_view(image, seed, augment_config, size, area_range=None,
                 blur_prob=None, solarize_prob=None):
-  """One view: crop, flip, colour jitter, grayscale, blur, solarize, in order.
+  """One view: crop, flip, high-pass, colour jitter, grayscale, blur, solarize, in order.
 
   The crop's area range and the blur and solarize probabilities default to
   the config's; BYOL's second view and multi-crop's local crops override them.

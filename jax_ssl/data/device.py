@@ -8,9 +8,10 @@ example draws its own random numbers; a random choice under vmap becomes a
 select, which costs both branches on the device but never a host round trip.
 
 The ops follow `augment.py`, the host versions, op for op: the same
-distributions, the same order (crop, flip, colour jitter in random order with a
-clip after each op, grayscale, blur, solarize), the same tf.image conventions
-(HSV saturation and hue, per-channel contrast means, bicubic resizing).
+distributions, the same order (crop, flip, high-pass, colour jitter in random
+order with a clip after each op, grayscale, blur, solarize), the same tf.image
+conventions (HSV saturation and hue, per-channel contrast means, bicubic
+resizing).
 """
 import math
 
@@ -196,6 +197,17 @@ def random_gaussian_blur(image, key, prob, sigma_range=(0.1, 2.0)):
   return random_apply(blur, image, key, prob)
 
 
+def highpass(image, sigma_fraction):
+  """As `augment.highpass`: the image minus its wide blur, around mid-grey."""
+  side = min(image.shape[:2])
+  sigma = sigma_fraction * side
+  radius = augment.highpass_radius(side, sigma)
+  rows = _blur_matrix(sigma, radius, image.shape[0])
+  cols = _blur_matrix(sigma, radius, image.shape[1])
+  blurred = jnp.einsum("wj,hjc->hwc", cols, jnp.einsum("ij,jwc->iwc", rows, image))
+  return jnp.clip(image - blurred + 0.5, 0.0, 1.0)
+
+
 def solarize(image, threshold=0.5):
   return jnp.where(image < threshold, image, 1.0 - image)
 
@@ -206,6 +218,10 @@ def colour_view(image, key, augment_config, probs):
   carries each op's probability (see `augment.colour_view`)."""
   cfg = augment_config
   color_key, gray_key, blur_key, solarize_key = jax.random.split(key, 4)
+  highpass_prob = cfg.get("highpass_prob", 0.0)
+  if highpass_prob > 0:
+    image = random_apply(lambda x, _: highpass(x, cfg.highpass_sigma), image,
+                         jax.random.fold_in(blur_key, 1), highpass_prob)
   image = random_apply(lambda x, k: color_jitter(x, k, cfg.color_strength, tuple(cfg.jitter)),
                        image, color_key, probs.color_prob)
   image = random_apply(lambda x, _: to_grayscale(x), image, gray_key, probs.grayscale_prob)

@@ -55,8 +55,10 @@ def check_data_config(data_config):
        0 < aug.aspect_min <= aug.aspect_max, 'in (0, augment.aspect_max]'),
       ('augment.color_strength', aug.color_strength,
        aug.color_strength >= 0, '>= 0'),
+      ('augment.highpass_sigma', aug.highpass_sigma,
+       aug.highpass_sigma > 0, '> 0 (a fraction of the view side)'),
   ] + [(f'augment.{name}', aug[name], 0 <= aug[name] <= 1, 'in [0, 1]')
-       for name in views_lib.PROBABILITIES]
+       for name in views_lib.PROBABILITIES + ('highpass_prob',)]
   checks += [(field, value, False, accepted)
              for field, value, accepted in views_lib.group_problems(cfg)]
   for field, value, ok, accepted in checks:
