@@ -161,6 +161,8 @@ def run_one(variant, source, seed, common, workdir):
   # Every thread's CPU time: on a machine shared with other work, wall time says little.
   record["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
   record.update({k: float(v) for k, v in results.items() if k in FIGURES or is_stage(k)})
+  if "test_images" in results:
+    record["test_images"] = int(results["test_images"])
   with open(done, "w") as f:
     json.dump(record, f)
   return record
@@ -187,6 +189,7 @@ def summarise(records):
     figures = FIGURES + tuple(dict.fromkeys(k for r in good for k in r if is_stage(k)))
     row = {k: _mean_std([r[k] for r in good if k in r]) for k in figures}
     row["seeds"] = len(good)
+    row["test_images"] = next((r["test_images"] for r in good if "test_images" in r), None)
     row["minutes"] = max((r["seconds"] / 60 for r in good), default=None)
     row["cpu_minutes"] = max((r["cpu_seconds"] / 60 for r in good if "cpu_seconds" in r),
                              default=None)
@@ -203,6 +206,7 @@ def _cell(mean_std):
 
 
 def markdown_table(summary, gain_points=5.0):
+  from jax_ssl import metrics  # noqa: PLC0415  (TensorFlow and JAX only once flags parsed)
   lines = ["| source | run | linear top-1 | random init | gain (points) | kNN top-1 | "
            "random init | seeds | minutes (slowest run) | CPU minutes |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -212,16 +216,22 @@ def markdown_table(summary, gain_points=5.0):
       continue
     linear, base = row["linear_top1"][0], row["baseline_linear_top1"][0]
     gain = 100 * (linear - base) if None not in (linear, base) else None
+    error = metrics.gain_standard_error({"linear_top1": linear, "baseline_linear_top1": base,
+                                         "test_images": row.get("test_images")})
     gain_text = "–" if gain is None else \
-        f"{gain:+.1f}" + (" ✓" if gain >= gain_points else "")
+        f"{gain:+.1f}" + (f" ± {error:.1f}" if error is not None else "") + \
+        (" ✓" if gain >= gain_points else "")
     minutes, cpu = ("–" if row[k] is None else f"{row[k]:.1f}" for k in ("minutes", "cpu_minutes"))
     lines.append(
         f"| {source} | {name} | {_cell(row['linear_top1'])} | "
         f"{_cell(row['baseline_linear_top1'])} | {gain_text} | {_cell(row['knn_top1'])} | "
         f"{_cell(row['baseline_knn_top1'])} | {row['seeds']} | {minutes} | {cpu} |")
   return "\n".join(lines) + (f"\n\n✓: at least {gain_points:g} points of linear top-1 over "
-                             "the random-init encoder. CPU minutes: the run's CPU time over "
-                             "all its threads.\n") + stage_table(summary)
+                             "the random-init encoder. ± after a gain: its standard error "
+                             "from the number of test images alone, as if the two encoders "
+                             "were tested on independent sets (on the same images it is "
+                             "smaller; the spread over seeds comes on top). CPU minutes: the "
+                             "run's CPU time over all its threads.\n") + stage_table(summary)
 
 
 def stage_table(summary):

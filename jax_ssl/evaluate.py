@@ -490,7 +490,8 @@ def evaluate_encoder(encode, config, source, mesh, prefix="", pairs=None, encode
              "linear_top1": linear[1], "linear_top5": linear[5],
              "uniformity": diagnostics.uniformity(first, found),
              "effective_rank": diagnostics.effective_rank(test.x, test.mask),
-             "skipped_images": len(train.skipped) + len(test.skipped)}
+             "skipped_images": len(train.skipped) + len(test.skipped),
+             "test_images": num_examples(test)}
   if pairs is not None:
     results["alignment"] = diagnostics.alignment(encode(pairs["view1"]), encode(pairs["view2"]))
   if encode_stages is not None:

@@ -225,6 +225,10 @@ def print_summary(results, workdir, seconds, exported):
       against = f"   (random init {baseline:.3f})" if baseline is not None else ""
       name = f"  {key.removeprefix(STAGE_PREFIX)}" if key in stages else key
       lines.append(f"  {name:<14} {results[key]:.3f}{against}")
+  if results.get("test_images") and "linear_top1" in results:
+    error = standard_error_points(results["linear_top1"], results["test_images"])
+    lines.append(f"  {'test images':<14} {results['test_images']:,}   (one standard error "
+                 f"of linear_top1: {error:.1f} points)")
   absolute = workdir if "://" in workdir else os.path.abspath(workdir)
   if exported:
     export = os.path.join(absolute, "export")
@@ -238,14 +242,37 @@ def print_summary(results, workdir, seconds, exported):
 MIN_GAIN_POINTS = 2.0
 
 
+def standard_error_points(accuracy, count):
+  """One binomial standard error, in points, of an accuracy measured on `count` images."""
+  return 100 * math.sqrt(accuracy * (1 - accuracy) / count)
+
+
+def gain_standard_error(results):
+  """The standard error, in points, of linear top-1's gain over the random-init encoder that
+  the test set's size alone gives, as if the two were measured on independent test sets (on
+  the same images it is smaller); None without the figures."""
+  count = results.get("test_images")
+  if not count or "linear_top1" not in results or "baseline_linear_top1" not in results:
+    return None
+  return math.hypot(standard_error_points(results["linear_top1"], count),
+                    standard_error_points(results["baseline_linear_top1"], count))
+
+
 def little_gain_warning(results):
   """Lines that warn when pretraining gained under MIN_GAIN_POINTS of linear top-1 over the
-  random-init encoder, with the usual causes; none when it gained more or had no baseline."""
+  random-init encoder, with the usual causes, or note a larger gain that the test set is too
+  small to tell from chance; none when it gained more or had no baseline."""
   if "linear_top1" not in results or "baseline_linear_top1" not in results:
     return []
   gain = 100 * (results["linear_top1"] - results["baseline_linear_top1"])
+  error = gain_standard_error(results)
   if gain >= MIN_GAIN_POINTS:
-    return []
+    if error is None or gain >= 2 * error:
+      return []
+    return [f"  note: a gain of {gain:+.1f} points is under two standard errors ({error:.1f} "
+            f"points each) of what {results['test_images']:,} test images can tell apart: "
+            "repeat with other seeds (python -m jax_ssl.compare --seeds=0,1,2) or test on "
+            "more images"]
   epochs = f" ({results['epoch']:.3g} epochs)" if "epoch" in results else ""
   return [
       f"  warning: pretraining gained {gain:+.1f} points of linear top-1 over the random-init "

@@ -54,6 +54,14 @@ def test_the_spread_over_seeds_is_the_sample_standard_deviation():
   assert "+50.0 |" in compare.markdown_table({("s", "a"): row}, gain_points=60)
 
 
+def test_a_gain_carries_the_standard_error_of_its_test_set():
+  records = [{"name": "a", "source": "s", "seed": 0, "seconds": 60.0, "linear_top1": 0.2,
+              "baseline_linear_top1": 0.1, "test_images": 400}]
+  table = compare.markdown_table(compare.summarise(records))
+  # 100 * sqrt(0.2 * 0.8 / 400 + 0.1 * 0.9 / 400) = 2.5 points
+  assert "| +10.0 ± 2.5 ✓ |" in table and "standard error" in table
+
+
 def test_the_stages_probed_get_a_table_with_the_best_stage():
   stages = {"linear_top1_layer1": 0.8, "baseline_linear_top1_layer1": 0.85,
             "linear_top1_layer2": 0.9, "baseline_linear_top1_layer2": 0.7}

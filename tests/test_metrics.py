@@ -61,3 +61,18 @@ def test_summary_warns_when_pretraining_gained_under_two_points(capsys, tmp_path
   causes = " ".join(lines[6:])
   assert "too few steps (14.9 epochs)" in causes and "config.train.num_steps" in causes
   assert "shortcut" in causes and "color_strength" in causes
+
+
+def test_summary_gives_the_test_set_size_and_notes_a_gain_within_its_noise(capsys, tmp_path):
+  # 300 test images: linear top-1 0.16 has a standard error of 2.1 points, and a gain of 3
+  # points over 0.13 is under two standard errors of the difference (2 x 2.9).
+  results = {"linear_top1": 0.16, "baseline_linear_top1": 0.13, "test_images": 300}
+  metrics.print_summary(results, str(tmp_path), 60.0, exported=False)
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[2] == "  test images    300   (one standard error of linear_top1: 2.1 points)"
+  assert lines[-1].startswith("  note: a gain of +3.0 points is under two standard errors "
+                              "(2.9 points each) of what 300 test images can tell apart")
+  assert "warning" not in "".join(lines)
+  # The same gain on 10,000 test images is no note.
+  metrics.print_summary({**results, "test_images": 10000}, str(tmp_path), 60.0, exported=False)
+  assert "note" not in capsys.readouterr().out
