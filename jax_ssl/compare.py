@@ -12,7 +12,8 @@ row shows what pretraining gained. A finished run is not run again: run the same
 to fill in what a stopped comparison left. OUT gets
   results.jsonl     one line per run: its name, source, seed, figures, wall time or error
   comparison.md     linear and kNN top-1 against the random-init encoder, mean and spread
-                    (sample standard deviation) over the seeds, and each run's minutes
+                    (sample standard deviation) over the seeds, the gain with its standard
+                    error from the number of test images, and each run's minutes
   comparison.png    the same as bars, one panel per source
 --set=field=value (repeatable) changes every run, e.g. --set=train.num_steps=500;
 --set=eval.probe_layers=True adds the probe on each ResNet stage to results.jsonl and a
