@@ -76,3 +76,9 @@ def test_summary_gives_the_test_set_size_and_notes_a_gain_within_its_noise(capsy
   # The same gain on 10,000 test images is no note.
   metrics.print_summary({**results, "test_images": 10000}, str(tmp_path), 60.0, exported=False)
   assert "note" not in capsys.readouterr().out
+
+
+def test_result_lines_print_image_counts_as_whole_numbers(capsys):
+  metrics.print_results({"linear_top1": 0.5, "test_images": 300.0, "skipped_images": 2.0})
+  assert capsys.readouterr().out.strip() == (
+      "linear_top1 0.5000 | test_images 300 | skipped_images 2")
