@@ -84,9 +84,11 @@ def test_console_of_a_run_then_a_resume_refused_in_one_line(digit_folder, tmp_pa
   summary = lines[lines.index(next(line for line in lines if line.startswith("done in "))):]
   assert re.match(r"  linear_top1 +[01]\.\d{3} +\(random init [01]\.\d{3}\)$", summary[1]), out
   assert re.match(r"  knn_top1 +[01]\.\d{3} +\(random init [01]\.\d{3}\)$", summary[2]), out
-  assert f"jax_ssl.torch_model('{tmp_path / 'run' / 'export'}')" in summary[3]
-  assert summary[4].startswith(f"  metrics        {tmp_path / 'run' / 'metrics.jsonl'}")
-  assert all(line.startswith(("  warning: ", "    - ")) for line in summary[5:]), out
+  assert re.match(r"  test images +40 +\(one standard error of linear_top1: \d+\.\d points\)$",
+                  summary[3]), out
+  assert f"jax_ssl.torch_model('{tmp_path / 'run' / 'export'}')" in summary[4]
+  assert summary[5].startswith(f"  metrics        {tmp_path / 'run' / 'metrics.jsonl'}")
+  assert all(line.startswith(("  warning: ", "    - ", "  note: ")) for line in summary[6:]), out
 
   result = main_py([*args, "--config.simclr.temperature=0.5"], tmp_path,
                    env={"JAX_LOG_COMPILES": "1"})
