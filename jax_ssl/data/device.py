@@ -180,10 +180,11 @@ def _blur_matrix(sigma, radius, n):
   return matrix / jnp.sum(matrix, axis=1, keepdims=True)
 
 
-def gaussian_blur(image, sigma):
-  """Separable blur with a kernel side of 10% of the image side (SimCLR)."""
+def gaussian_blur(image, sigma, radius=None):
+  """Separable blur with reflected borders; by default a kernel side of 10% of the image side
+  (SimCLR)."""
   height, width = image.shape[:2]
-  radius = augment.blur_radius(height)
+  radius = augment.blur_radius(height) if radius is None else radius
   rows = _blur_matrix(sigma, radius, height)
   cols = _blur_matrix(sigma, radius, width)
   image = jnp.einsum("ij,jwc->iwc", rows, image)
@@ -201,10 +202,7 @@ def highpass(image, sigma_fraction):
   """As `augment.highpass`: the image minus its wide blur, around mid-grey."""
   side = min(image.shape[:2])
   sigma = sigma_fraction * side
-  radius = augment.highpass_radius(side, sigma)
-  rows = _blur_matrix(sigma, radius, image.shape[0])
-  cols = _blur_matrix(sigma, radius, image.shape[1])
-  blurred = jnp.einsum("wj,hjc->hwc", cols, jnp.einsum("ij,jwc->iwc", rows, image))
+  blurred = gaussian_blur(image, sigma, augment.highpass_radius(side, sigma))
   return jnp.clip(image - blurred + 0.5, 0.0, 1.0)
 
 
