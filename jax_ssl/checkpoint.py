@@ -12,7 +12,7 @@ import orbax.checkpoint as ocp
 import tensorflow as tf
 from absl import logging
 
-from jax_ssl import metrics
+from jax_ssl import config as config_lib, metrics
 
 # Orbax splits each replicated array among its replicas so that each copies a slice to the
 # host. Every slice is a small program compiled per device and shape: for a model's many
@@ -113,8 +113,14 @@ def _flatten(tree, prefix="config"):
 
 
 def config_changes(stored, config):
-  """'field: old -> new' for each field of `config` that differs from the stored dict."""
+  """'field: old -> new' for each field of `config` that differs from the stored dict.
+
+  A field the stored config lacks, added to the library since that run began, counts as
+  its default: a run upgraded across a new field at its default still resumes.
+  """
   old, new = _flatten(stored), _flatten(_as_json(config))
+  defaults = _flatten(_as_json(config_lib.schema_of(config)))
+  old.update({name: defaults[name] for name in new.keys() - old.keys() if name in defaults})
   return [f"{name}: {old.get(name, '(absent)')!r} -> {new.get(name, '(absent)')!r}"
           for name in sorted(old.keys() | new.keys())
           if old.get(name) != new.get(name) and not name.startswith(RESUMABLE_CHANGES)]

@@ -92,14 +92,14 @@ def _bar(**kwargs):
   return tqdm.tqdm(file=sys.stdout, dynamic_ncols=True, **kwargs)
 
 
+COUNTS = ("skipped_images", "test_images")  # evaluation figures that count images
+
+
 def print_results(results):
   """Evaluation results as one console line: fractions and diagnostics to 4 decimals,
   counts (skipped and test images) as whole numbers."""
   print_line(" | ".join(f"{k} {int(v)}" if k.endswith(COUNTS) else f"{k} {v:.4f}"
                         for k, v in results.items()))
-
-
-COUNTS = ("skipped_images", "test_images")  # evaluation figures that count images
 
 
 def print_line(message):

@@ -281,12 +281,16 @@ def test_highpass_applies_at_its_rate_before_the_colour_ops():
   unchanged = np.isclose(out, image, atol=1e-5).all(axis=(1, 2, 3))
   assert (passed | unchanged).all()
   assert abs(passed.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / len(out)), passed.mean()
-  # With the high-pass off, every other op draws the same numbers as before it existed.
-  cfg = augment_config()
-  seed = tf.constant([4, 5])
-  np.testing.assert_array_equal(
-      augment.simclr_view(image, seed, cfg, 12),
-      augment.simclr_view(image, seed, augment_config(highpass_prob=0.0, highpass_sigma=0.3), 12))
+  # It comes first, and the colour ops after it draw what they draw without it: a view
+  # with it always on is the same seed's view without it of the high-passed image.
+  whole = dict(crop_area_min=1.0, aspect_min=1.0, aspect_max=1.0, flip=False,
+               grayscale_prob=0.5)
+  with_it = many(lambda x, s: augment.simclr_view(
+      x, s, augment_config(highpass_prob=1.0, **whole), 16), image, 50)
+  without = many(lambda x, s: augment.simclr_view(x, s, augment_config(**whole), 16),
+                 augment.highpass(tf.constant(image), 0.1).numpy(), 50)
+  np.testing.assert_allclose(with_it, without, atol=1e-5)
+  assert np.ptp(with_it, axis=0).max() > 0.2  # the colour ops did vary the views
 
 
 def test_byol_jitter_amounts_bound_each_factor():

@@ -325,10 +325,9 @@ def colour_view(image, seeds, augment_config, probs):
   """
   cfg = augment_config
   color_seed, gray_seed, blur_seed, solarize_seed = tf.unstack(seeds)
-  highpass_prob = cfg.get('highpass_prob', 0.0)
-  if highpass_prob > 0:
+  if cfg.highpass_prob > 0:
     image = random_apply(lambda x, _: highpass(x, cfg.highpass_sigma), image,
-                         highpass_seed(blur_seed), highpass_prob)
+                         highpass_seed(blur_seed), cfg.highpass_prob)
   image = color_distortion(image, color_seed, cfg.color_strength,
                            probs.color_prob, tuple(cfg.jitter))
   image = random_grayscale(image, gray_seed, probs.grayscale_prob)

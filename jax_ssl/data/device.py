@@ -216,10 +216,9 @@ def colour_view(image, key, augment_config, probs):
   carries each op's probability (see `augment.colour_view`)."""
   cfg = augment_config
   color_key, gray_key, blur_key, solarize_key = jax.random.split(key, 4)
-  highpass_prob = cfg.get("highpass_prob", 0.0)
-  if highpass_prob > 0:
+  if cfg.highpass_prob > 0:
     image = random_apply(lambda x, _: highpass(x, cfg.highpass_sigma), image,
-                         jax.random.fold_in(blur_key, 1), highpass_prob)
+                         jax.random.fold_in(blur_key, 1), cfg.highpass_prob)
   image = random_apply(lambda x, k: color_jitter(x, k, cfg.color_strength, tuple(cfg.jitter)),
                        image, color_key, probs.color_prob)
   image = random_apply(lambda x, _: to_grayscale(x), image, gray_key, probs.grayscale_prob)
