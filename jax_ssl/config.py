@@ -79,6 +79,13 @@ def base_config(method=None):
           # across the background rather than by what is drawn on it.
           highpass_prob=0.0,
           highpass_sigma=0.1,
+          # A random linear colour ramp added to a view with this probability, after the
+          # high-pass and before the colour ops: a light from another side in each view,
+          # so that a gradient the two views share no longer tells them apart from the
+          # batch's others. At strength 1 each channel moves by up to about +-0.7 at the
+          # corners.
+          lighting_prob=0.0,
+          lighting_strength=1.0,
       )),
       # {group name: view group}, declared by the method: see jax_ssl/data/views.py.
       views=ml_collections.ConfigDict(),

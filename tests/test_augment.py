@@ -293,6 +293,62 @@ def test_highpass_applies_at_its_rate_before_the_colour_ops():
   assert np.ptp(with_it, axis=0).max() > 0.2  # the colour ops did vary the views
 
 
+def test_lighting_adds_a_linear_ramp_whose_direction_varies_from_view_to_view():
+  grey = np.full((9, 9, 3), 0.5, np.float32)
+  # Along the x axis in red only: the left side -0.5 x strength, the right +0.5, the
+  # centre unchanged, and the other channels untouched.
+  lit = augment.add_lighting(tf.constant(grey), 0.0, tf.constant([1.0, 0.0, 0.0]), 0.8).numpy()
+  np.testing.assert_allclose(lit[:, 0, 0], 0.1, atol=1e-6)
+  np.testing.assert_allclose(lit[:, -1, 0], 0.9, atol=1e-6)
+  np.testing.assert_allclose(lit[4, 4], 0.5, atol=1e-6)
+  np.testing.assert_allclose(lit[..., 1:], 0.5, atol=1e-6)
+  # Drawn views: every change is linear in the pixel position (a plane per channel), and
+  # the planes' directions spread over the circle.
+  views = many(lambda x, s: augment.random_lighting(x, s, 0.5), grey) - 0.5
+  y, x = np.mgrid[0:9, 0:9] / 8 - 0.5
+  basis = np.stack([x.ravel(), y.ravel()], 1)
+  slopes, residual, *_ = np.linalg.lstsq(basis, views.transpose(1, 2, 0, 3).reshape(81, -1),
+                                         rcond=None)
+  assert residual.max() < 1e-8
+  slopes = slopes.reshape(2, len(views), 3)  # (x, y) slope of each view's channels
+  channel = np.hypot(*slopes).argmax(axis=1)  # each view's most lit channel
+  rows = np.arange(len(views))
+  angles = np.arctan2(slopes[1, rows, channel], slopes[0, rows, channel])
+  assert np.histogram(angles, bins=4, range=(-np.pi, np.pi))[0].min() > len(views) / 8
+
+
+def test_lighting_comes_before_the_colour_ops_and_leaves_their_draws_alone():
+  image = lit_stroke(16)
+  whole = dict(crop_area_min=1.0, aspect_min=1.0, aspect_max=1.0, flip=False,
+               grayscale_prob=0.5)
+  with_it = many(lambda x, s: augment.simclr_view(
+      x, s, augment_config(lighting_prob=1.0, **whole), 16), image, 100)
+  without = many(lambda x, s: augment.simclr_view(x, s, augment_config(**whole), 16),
+                 image, 100)
+  assert np.abs(with_it - without).max() > 0.2  # it did light the views
+  # Grayscale comes after it (a lit view turned grey stays grey) and draws as it did
+  # without it: the same seeds give grey views.
+  def is_grey(views):
+    return np.ptp(views, axis=-1).max(axis=(1, 2)) < 1e-5
+
+  np.testing.assert_array_equal(is_grey(with_it), is_grey(without))
+  assert 0.3 < is_grey(without).mean() < 0.7
+  # After the high-pass: with no colour op, a view less the high-passed image is a plane
+  # in every channel wherever it was not clipped.
+  plain = dict(whole, color_prob=0.0, grayscale_prob=0.0)
+  lit = many(lambda x, s: augment.simclr_view(x, s, augment_config(
+      lighting_prob=1.0, lighting_strength=0.3, highpass_prob=1.0, **plain), 16), image, 20)
+  light = lit - augment.highpass(tf.constant(image), 0.1).numpy()
+  y, x = np.mgrid[0:16, 0:16] / 15 - 0.5
+  basis = np.stack([x.ravel(), y.ravel(), np.ones(256)], 1)
+  for view, change in zip(lit.reshape(20, 256, 3), light.reshape(20, 256, 3)):
+    for c in range(3):
+      inside = (view[:, c] > 1e-6) & (view[:, c] < 1 - 1e-6)
+      fit = np.linalg.lstsq(basis[inside], change[inside, c], rcond=None)[0]
+      np.testing.assert_allclose(basis[inside] @ fit, change[inside, c], atol=1e-5)
+      assert abs(fit[2]) < 1e-5  # a ramp through the centre: no overall shift
+
+
 def test_byol_jitter_amounts_bound_each_factor():
   """BYOL's (0.4, 0.4, 0.2, 0.1): saturation alone moves at most 20%."""
   gray = np.full((6, 6, 3), 0.5, np.float32)

@@ -88,7 +88,9 @@ def test_view_groups_are_checked_field_by_field():
   with pytest.raises(ValueError, match=r"config.data.views.view1.transform='spin'"):
     config_lib.validate(c, num_devices=8)
   for field, value, accepted in [("highpass_prob", 1.5, r"in \[0, 1\]"),
-                                 ("highpass_sigma", 0.0, "> 0")]:
+                                 ("highpass_sigma", 0.0, "> 0"),
+                                 ("lighting_prob", -0.1, r"in \[0, 1\]"),
+                                 ("lighting_strength", 0.0, "> 0")]:
     c = _tiny()
     c.data.augment[field] = value
     with pytest.raises(ValueError, match=rf"config.data.augment.{field}={value} must be "

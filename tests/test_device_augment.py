@@ -51,6 +51,8 @@ def augment_config(**overrides):
     ("high-pass 0.1", lambda x: device.highpass(x, 0.1), lambda x: augment.highpass(x, 0.1)),
     ("high-pass 0.5 (radius side - 1)", lambda x: device.highpass(x, 0.5),
      lambda x: augment.highpass(x, 0.5)),
+    ("lighting", lambda x: device.add_lighting(x, 2.1, jnp.array([0.9, -0.4, 0.2]), 1.3),
+     lambda x: augment.add_lighting(x, 2.1, tf.constant([0.9, -0.4, 0.2]), 1.3)),
 ])
 def test_each_op_matches_its_tf_definition(name, jax_op, tf_op):
   image = hand_made_image(60, 50)  # a blur radius of 3
@@ -184,6 +186,11 @@ def test_blur_and_solarize_are_applied_at_their_rates():
   passed = np.isclose(views, device.highpass(image, cfg.highpass_sigma),
                       atol=1e-5).all(axis=(1, 2, 3))
   assert abs(passed.mean() - 0.25) < 0.04
+  cfg.highpass_prob, cfg.lighting_prob = 0.0, 0.4
+  for views in (host_views(image, cfg, NUM_VIEWS, 40), device_views(image, cfg, NUM_VIEWS, 40,
+                                                                     crop_on_device=True)):
+    lit = np.abs(views - image).max(axis=(1, 2, 3)) > 1e-3
+    assert abs(lit.mean() - 0.4) < 0.045
 
 
 # ----------------------------------------------------- batches on a mesh ----

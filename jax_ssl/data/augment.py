@@ -303,6 +303,37 @@ def highpass_seed(blur_seed):
   return tf.random.experimental.stateless_fold_in(blur_seed, 1)
 
 
+# ------------------------------------------------------------- lighting ----
+def ramp(height, width, angle):
+  """[H, W] distance along the direction `angle` from the centre, the image's sides
+  spanning -0.5 to 0.5: a linear ramp of up to about +-0.7 at the corners."""
+  y = tf.linspace(-0.5, 0.5, height)[:, None]
+  x = tf.linspace(-0.5, 0.5, width)[None, :]
+  return x * tf.cos(angle) + y * tf.sin(angle)
+
+
+def add_lighting(image, angle, colour, strength):
+  """The image plus a linear ramp along `angle` in the RGB direction `colour` ([3],
+  each in [-1, 1]), scaled by `strength`."""
+  height, width = image.shape[:2]
+  light = strength * ramp(height, width, angle)[..., None] * colour
+  return tf.clip_by_value(image + light, 0.0, 1.0)
+
+
+def random_lighting(image, seed, strength):
+  """`add_lighting` from a direction uniform on the circle and a colour uniform in
+  [-1, 1]^3."""
+  angle_seed, colour_seed = tf.unstack(split_seed(seed, 2))
+  angle = tf.random.stateless_uniform([], angle_seed, 0.0, 2 * math.pi)
+  colour = tf.random.stateless_uniform([3], colour_seed, -1.0, 1.0)
+  return add_lighting(image, angle, colour, strength)
+
+
+def lighting_seed(blur_seed):
+  """The lighting op's seed, folded from the blur's as the high-pass's is."""
+  return tf.random.experimental.stateless_fold_in(blur_seed, 2)
+
+
 # ------------------------------------------------------------- solarize ----
 def solarize(image, threshold=0.5):
   """Inverts the pixels at or above `threshold` (BYOL: 0.5 on [0, 1])."""
@@ -315,19 +346,22 @@ def random_solarize(image, seed, prob):
 
 # ----------------------------------------------------------------- views ----
 def colour_view(image, seeds, augment_config, probs):
-  """The part of a view after crop and flip: high-pass, colour jitter, grayscale, blur,
-  solarize.
+  """The part of a view after crop and flip: high-pass, lighting, colour jitter,
+  grayscale, blur, solarize.
 
   `seeds` is [4, 2]: one seed for each of the four colour ops. `probs` carries each op's
   probability (`color_prob`, `grayscale_prob`, `blur_prob`, `solarize_prob`: a view
-  group, data/views.py); the jitter amounts and the high-pass, shared by every group,
-  come from `augment_config`.
+  group, data/views.py); the jitter amounts, the high-pass and the lighting, shared by
+  every group, come from `augment_config`.
   """
   cfg = augment_config
   color_seed, gray_seed, blur_seed, solarize_seed = tf.unstack(seeds)
   if cfg.highpass_prob > 0:
     image = random_apply(lambda x, _: highpass(x, cfg.highpass_sigma), image,
                          highpass_seed(blur_seed), cfg.highpass_prob)
+  if cfg.lighting_prob > 0:
+    image = random_apply(lambda x, s: random_lighting(x, s, cfg.lighting_strength), image,
+                         lighting_seed(blur_seed), cfg.lighting_prob)
   image = color_distortion(image, color_seed, cfg.color_strength,
                            probs.color_prob, tuple(cfg.jitter))
   image = random_grayscale(image, gray_seed, probs.grayscale_prob)
@@ -356,7 +390,8 @@ def config_probabilities(augment_config, **overrides):
 
 def simclr_view(image, seed, augment_config, size, area_range=None,
                 blur_prob=None, solarize_prob=None):
-  """One view: crop, flip, high-pass, colour jitter, grayscale, blur, solarize, in order.
+  """One view: crop, flip, high-pass, lighting, colour jitter, grayscale, blur, solarize,
+  in order.
 
   The crop's area range and the blur and solarize probabilities default to
   the config's; BYOL's second view and multi-crop's local crops override them.

@@ -8,7 +8,7 @@ example draws its own random numbers; a random choice under vmap becomes a
 select, which costs both branches on the device but never a host round trip.
 
 The ops follow `augment.py`, the host versions, op for op: the same
-distributions, the same order (crop, flip, high-pass, colour jitter in random
+distributions, the same order (crop, flip, high-pass, lighting, colour jitter in random
 order with a clip after each op, grayscale, blur, solarize), the same tf.image
 conventions (HSV saturation and hue, per-channel contrast means, bicubic
 resizing).
@@ -206,6 +206,22 @@ def highpass(image, sigma_fraction):
   return jnp.clip(image - blurred + 0.5, 0.0, 1.0)
 
 
+def add_lighting(image, angle, colour, strength):
+  """As `augment.add_lighting`: a linear colour ramp along `angle`."""
+  height, width = image.shape[:2]
+  y = jnp.linspace(-0.5, 0.5, height)[:, None]
+  x = jnp.linspace(-0.5, 0.5, width)[None, :]
+  ramp = x * jnp.cos(angle) + y * jnp.sin(angle)
+  return jnp.clip(image + strength * ramp[..., None] * colour, 0.0, 1.0)
+
+
+def random_lighting(image, key, strength):
+  angle_key, colour_key = jax.random.split(key)
+  angle = jax.random.uniform(angle_key, maxval=2 * math.pi)
+  colour = jax.random.uniform(colour_key, (3,), minval=-1.0, maxval=1.0)
+  return add_lighting(image, angle, colour, strength)
+
+
 def solarize(image, threshold=0.5):
   return jnp.where(image < threshold, image, 1.0 - image)
 
@@ -219,6 +235,9 @@ def colour_view(image, key, augment_config, probs):
   if cfg.highpass_prob > 0:
     image = random_apply(lambda x, _: highpass(x, cfg.highpass_sigma), image,
                          jax.random.fold_in(blur_key, 1), cfg.highpass_prob)
+  if cfg.lighting_prob > 0:
+    image = random_apply(lambda x, k: random_lighting(x, k, cfg.lighting_strength), image,
+                         jax.random.fold_in(blur_key, 2), cfg.lighting_prob)
   image = random_apply(lambda x, k: color_jitter(x, k, cfg.color_strength, tuple(cfg.jitter)),
                        image, color_key, probs.color_prob)
   image = random_apply(lambda x, _: to_grayscale(x), image, gray_key, probs.grayscale_prob)

@@ -57,8 +57,9 @@ def check_data_config(data_config):
        aug.color_strength >= 0, '>= 0'),
       ('augment.highpass_sigma', aug.highpass_sigma,
        aug.highpass_sigma > 0, '> 0 (a fraction of the view side)'),
+      ('augment.lighting_strength', aug.lighting_strength, aug.lighting_strength > 0, '> 0'),
   ] + [(f'augment.{name}', aug[name], 0 <= aug[name] <= 1, 'in [0, 1]')
-       for name in views_lib.PROBABILITIES + ('highpass_prob',)]
+       for name in views_lib.PROBABILITIES + ('highpass_prob', 'lighting_prob')]
   checks += [(field, value, False, accepted)
              for field, value, accepted in views_lib.group_problems(cfg)]
   for field, value, ok, accepted in checks:
