@@ -5,9 +5,10 @@ r"""`simclr_tiny` against the same job written the PyTorch way, end to end on a 
 
 The PyTorch job is what a lightly user writes for simclr_tiny's recipe, every number read
 from configs/simclr_tiny.py: a Dataset whose __getitem__ augments one image at a time with
-tensor ops (random resized crop, colour jitter in a random order with an HSV hue shift as
-torchvision's, grayscale), a DataLoader with worker processes (`--workers`), the ResNet-10
-with the CIFAR stem at the config's width (jax_ssl.torch_resnet: torchvision's structure),
+tensor ops (random resized crop, the config's high-pass and lighting ops where it turns
+them on, colour jitter in a random order with an HSV hue shift as torchvision's,
+grayscale), a DataLoader with worker processes (`--workers`), the ResNet-10 with the CIFAR
+stem at the config's width (jax_ssl.torch_resnet: torchvision's structure),
 lightly's projection head (Linear-BN-ReLU-Linear), NT-Xent at the config's temperature over
 both views, LARS as lightly writes it (momentum 0.9, trust coefficient 0.001, biases and BN
 left out) with the config's warm-up and cosine decay, the config's number of steps on the
@@ -51,7 +52,9 @@ def recipe():
       peak_lr=optim.scaled_learning_rate(c.optim, c.train.batch_size),
       weight_decay=c.optim.weight_decay, crop_min=a.crop_area_min, strength=a.color_strength,
       jitter=tuple(a.jitter), color_prob=a.color_prob, gray_prob=a.grayscale_prob,
-      flip=a.flip, knn_k=c.eval.knn_k, probe_epochs=c.eval.linear_epochs)
+      flip=a.flip, highpass_prob=a.highpass_prob, highpass_sigma=a.highpass_sigma,
+      lighting_prob=a.lighting_prob, lighting_strength=a.lighting_strength,
+      knn_k=c.eval.knn_k, probe_epochs=c.eval.linear_epochs)
 
 
 # ---------------------------------------------------------- the torch job ----
@@ -115,10 +118,32 @@ def torch_job(r, workers):
       image = ops[index](image).clamp(0, 1)
     return image
 
+  sigma = r["highpass_sigma"] * size
+  radius = min(math.ceil(3 * sigma), size - 1)
+  taps = torch.exp(-torch.arange(-radius, radius + 1.0) ** 2 / (2 * sigma ** 2))
+  taps = (taps / taps.sum()).expand(3, 1, 1, -1)
+
+  def highpass(image):  # the image less its Gaussian blur, around mid-grey
+    blurred = F.pad(image[None], (radius,) * 4, mode="reflect")
+    blurred = F.conv2d(F.conv2d(blurred, taps, groups=3), taps.transpose(2, 3), groups=3)[0]
+    return (image - blurred + 0.5).clamp(0, 1)
+
+  line = torch.linspace(-0.5, 0.5, size)
+
+  def lighting(image):  # a linear colour ramp at a random angle
+    angle = uniform(0, 2 * math.pi)
+    ramp = line[None, :] * math.cos(angle) + line[:, None] * math.sin(angle)
+    colour = torch.empty(3, 1, 1).uniform_(-1, 1)
+    return (image + r["lighting_strength"] * ramp * colour).clamp(0, 1)
+
   def view(image):
     image = random_resized_crop(image)
     if r["flip"] and torch.rand(()) < 0.5:
       image = image.flip(2)
+    if torch.rand(()) < r["highpass_prob"]:
+      image = highpass(image)
+    if torch.rand(()) < r["lighting_prob"]:
+      image = lighting(image)
     if torch.rand(()) < r["color_prob"]:
       image = colour_jitter(image)
     if torch.rand(()) < r["gray_prob"]:
