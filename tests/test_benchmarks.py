@@ -175,10 +175,13 @@ def test_laptop_torch_job_follows_simclr_tiny_and_reports_its_figures():
   laptop = benchmark_scripts.load("laptop_torch")
   recipe = laptop.recipe()
   tiny = compare.load_config(str(benchmark_scripts.BENCHMARKS.parent / "configs/simclr_tiny.py"))
+  a = tiny.data.augment
   assert (recipe["batch"], recipe["steps"], recipe["warmup_steps"], recipe["width"],
-          recipe["temperature"], recipe["jitter"]) == (
+          recipe["temperature"], recipe["jitter"], recipe["crop_min"], recipe["highpass_prob"],
+          recipe["highpass_sigma"], recipe["lighting_prob"], recipe["lighting_strength"]) == (
       tiny.train.batch_size, tiny.train.num_steps, tiny.train.warmup_steps,
-      tiny.model.width_multiplier, tiny.simclr.temperature, tuple(tiny.data.augment.jitter))
+      tiny.model.width_multiplier, tiny.simclr.temperature, tuple(a.jitter), a.crop_area_min,
+      a.highpass_prob, a.highpass_sigma, a.lighting_prob, a.lighting_strength)
   result = laptop.torch_job({**recipe, "steps": 3, "warmup_steps": 1, "probe_epochs": 1}, workers=0)
   assert result["images_per_sec"] > 0 and np.isfinite(result["loss"])
   assert 0 <= result["knn_top1"] <= 1 and 0 <= result["linear_top1"] <= 1
