@@ -35,11 +35,11 @@ import time
 STARTED = time.perf_counter()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "configs/simclr_tiny.py"
+sys.path.insert(0, REPO)  # jax_ssl from this checkout, whether installed or not
 
 
 def recipe():
   """simclr_tiny's numbers, which the PyTorch job follows."""
-  sys.path.insert(0, REPO)
   from jax_ssl import optim  # noqa: PLC0415
   from jax_ssl.compare import load_config  # noqa: PLC0415
   c = load_config(os.path.join(REPO, CONFIG))
