@@ -137,11 +137,11 @@ def test_a_changed_config_refuses_to_resume_unless_forced(digit_folder, uninterr
 def test_a_field_added_since_the_run_began_resumes_at_its_default(digit_folder):
   config = load_config(config_args(digit_folder))
   older = json.loads(json.dumps(checkpoint._as_json(config)))
-  del older["data"]["augment"]["highpass_prob"]  # written before the field existed
+  del older["data"]["augment"]["lighting_strength"]  # written before the field existed
   assert checkpoint.config_changes(older, config) == []
-  config.data.augment.highpass_prob = 0.5  # not the default: a change like any other
+  config.data.augment.lighting_strength = 2.0  # not the default: a change like any other
   assert checkpoint.config_changes(older, config) == [
-      "config.data.augment.highpass_prob: 0.0 -> 0.5"]
+      "config.data.augment.lighting_strength: 1.0 -> 2.0"]
 
 
 def test_small_replicated_arrays_are_saved_whole_and_large_ones_by_slices(tmp_path, caplog):
