@@ -283,7 +283,7 @@ def use_lighting_robust_views(c):
   Over a lighting gradient two crops of one image share the gradient's direction and
   colours, and a small encoder learns to match them by it rather than by what is drawn:
   on folders of digits over colour gradients `simclr_tiny`'s contrastive loss fell while
-  its features told the digits apart no better than a random encoder's. Here each view
+  its features told the digits apart little better than a random encoder's. Here each view
   gets a light of its own (a random colour ramp on 80% of them) and half lose their
   smooth lighting to the high-pass, so the gradient stops telling views apart; crops
   from half the area, not a fifth, so that both views hold the drawing more often.
