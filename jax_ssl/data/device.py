@@ -216,6 +216,7 @@ def add_lighting(image, angle, colour, strength):
 
 
 def random_lighting(image, key, strength):
+  """As `augment.random_lighting`: a direction uniform on the circle, a colour in [-1, 1]^3."""
   angle_key, colour_key = jax.random.split(key)
   angle = jax.random.uniform(angle_key, maxval=2 * math.pi)
   colour = jax.random.uniform(colour_key, (3,), minval=-1.0, maxval=1.0)
