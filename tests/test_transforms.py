@@ -47,11 +47,19 @@ def test_tiles_and_their_permutation_rebuild_the_view():
 
 
 def cell_image(size, grid=3):
-  """A grey image whose every grid cell holds one value, its row-major position / 10."""
+  """A grey image whose every grid cell is a checkerboard around mid-grey with an amplitude
+  that names the cell's row-major position, (position + 1) / 40: it survives the move of
+  each piece to a common mean colour, as a constant cell would not."""
   cell = size // grid
-  positions = np.arange(grid * grid, dtype=np.float32).reshape(grid, grid) / 10
-  values = np.kron(positions, np.ones((cell, cell), np.float32))
+  amplitudes = (np.arange(grid * grid, dtype=np.float32).reshape(grid, grid) + 1) / 40
+  checks = np.indices((size, size)).sum(0) % 2 * 2 - 1
+  values = 0.5 + np.kron(amplitudes, np.ones((cell, cell), np.float32)) * checks
   return jnp.asarray(np.repeat(values[..., None], 3, axis=-1))
+
+
+def position_of(piece):
+  """The grid position of the cell_image cell a piece [t, t, 3] was cut from."""
+  return int(np.rint(np.asarray(piece).std() * 40)) - 1
 
 
 def test_the_permutation_set_is_fixed_distinct_and_far_apart():
@@ -75,8 +83,7 @@ def test_the_jigsaw_label_names_the_permutation_that_puts_the_tiles_back():
   for pieces, permutation in zip(np.asarray(out["image"]), np.asarray(out["permutation"])):
     back = np.empty_like(pieces)
     back[permutation] = pieces  # tile i came from grid position permutation[i]
-    np.testing.assert_allclose(back, np.arange(9)[:, None, None, None] / 10
-                               * np.ones_like(back), atol=1e-6)
+    assert [position_of(tile) for tile in back] == list(range(9))
 
 
 def _window_of(cell, tile):
@@ -110,11 +117,27 @@ def test_the_neighbour_label_names_the_patch_offset_from_the_centre():
   labels = np.asarray(out["neighbour"])
   assert np.bincount(labels, minlength=8).min() > 5  # about 16 each
   for (centre, patch), label in zip(np.asarray(out["image"]), labels):
-    np.testing.assert_allclose(centre, 0.4, atol=1e-6)  # grid position 4
+    assert position_of(centre) == 4
     row, column = divmod(transforms.NEIGHBOURS[label], 3)
     assert (row - 1, column - 1) == [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1),
                                      (1, 0), (1, 1)][label]
-    np.testing.assert_allclose(patch, (3 * row + column) / 10, atol=1e-6)
+    assert position_of(patch) == 3 * row + column
+
+
+def test_a_lighting_gradient_alone_does_not_tell_where_a_neighbour_was_cut():
+  # A blank image lit by a colour ramp: each piece's own brightness and tint would say
+  # where it came from. Moved to one mean colour, every piece is the same slope, wherever
+  # in its cell and in whichever cell it was cut.
+  y, x = np.mgrid[0:30, 0:30] / 29
+  ramp = 0.2 + 0.6 * (0.7 * x + 0.3 * y)[..., None] * np.array([1.0, 0.5, 0.8])
+  out = jax.vmap(transforms.relative_position, (None, 0))(jnp.asarray(ramp, jnp.float32),
+                                                          keys(8))
+  compared = 0
+  for pieces in np.asarray(out["image"]):
+    colour = pieces[~np.all(pieces[..., :1] == pieces, axis=(1, 2, 3))]  # grey ones aside
+    np.testing.assert_allclose(colour, np.broadcast_to(colour[0], colour.shape), atol=1e-5)
+    compared += len(colour) - 1
+  assert compared >= 4
 
 
 def test_lab_splits_lightness_from_colour():

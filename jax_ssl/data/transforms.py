@@ -144,17 +144,32 @@ NEIGHBOUR_JITTER_FRACTION = 7 / 144
 NEIGHBOURS = (0, 1, 2, 3, 5, 6, 7, 8)  # the grid positions around the centre, row-major
 
 
+def _lit_alike(pieces):
+  """Each of the pieces [n, t, t, C] moved to their common mean colour, channel by channel
+  (as Noroozi & Favaro normalise each jigsaw tile): over a lighting gradient a piece's
+  brightness and tint say where in the image it was cut, with none of what is drawn.
+  Within a piece a linear gradient is one slope, the same in every piece, so with the
+  offsets gone it no longer tells the pieces apart."""
+  own = pieces.mean(axis=(1, 2), keepdims=True)
+  return jnp.clip(pieces - own + own.mean(axis=0, keepdims=True), 0.0, 1.0)
+
+
 def relative_position(image, key):
   """The centre patch of a 3 x 3 grid and one of its 8 neighbours, [2, t, t, 3], with a gap
-  and jitter between them, and the neighbour's index in NEIGHBOURS (0 top-left ... 7
-  bottom-right)."""
+  and jitter between them, moved to their common mean colour, and the neighbour's index
+  in NEIGHBOURS (0 top-left ... 7 bottom-right).
+
+  On builtin:colour_digits the move lifted relative_position_tiny from +5.1 to +11.7
+  points over its random-init encoder; Jigsaw's nine tiles, moved alike, fell from +5.2 to
+  +1.4, so they keep their colours."""
   tile_key, class_key, grey_key = jax.random.split(key, 3)
   cell = image.shape[0] // 3
   tile = max(1, min(cell - 1, round(cell * NEIGHBOUR_TILE_FRACTION)))
   jitter = max(1, round(cell * NEIGHBOUR_JITTER_FRACTION))
   pieces = _cell_tiles(image, tile_key, 3, tile, jitter)
   index = jax.random.randint(class_key, [], 0, len(NEIGHBOURS))
-  pair = _greyed(pieces[jnp.stack([4, jnp.asarray(NEIGHBOURS)[index]])], grey_key)
+  pair = pieces[jnp.stack([4, jnp.asarray(NEIGHBOURS)[index]])]
+  pair = _greyed(_lit_alike(pair), grey_key)
   return {"image": pair, "neighbour": index}
 
 
