@@ -280,9 +280,24 @@ def little_gain_warning(results):
   return [
       f"  warning: pretraining gained {gain:+.1f} points of linear top-1 over the random-init "
       "encoder; likely causes:",
+      *collapse_cause(results),
       f"    - too few steps{epochs}: raise config.train.num_steps (or num_epochs)",
       "    - an augmentation that leaves a shortcut: colour or background tells images apart "
       "without their content; keep config.data.augment.color_strength at 1.0 with "
       "grayscale_prob > 0, and crops that can cut the background away",
+      "    - lighting that tells views apart: over a gradient across the image two crops "
+      "match by their light; give each view its own (--config.data.augment.lighting_prob=0.8 "
+      "--config.data.augment.crop_area_min=0.5 --config.data.augment.highpass_prob=0.5, "
+      "jax_ssl.config.use_lighting_robust_views)",
       "    - a learning rate far from the method's: try config.optim.base_lr x 0.3 and x 3",
   ]
+
+
+def collapse_cause(results):
+  """The cause line for features that use under half the dimensions the random-init
+  encoder's do (their effective rank), a collapse the loss alone may not show."""
+  rank, baseline = results.get("effective_rank"), results.get("baseline_effective_rank")
+  if rank is None or baseline is None or rank >= baseline / 2:
+    return []
+  return [f"    - the features collapsed: their effective rank is {rank:.1f}, the random-init "
+          f"encoder's {baseline:.1f}; the loss was met without telling the images apart"]

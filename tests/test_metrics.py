@@ -61,6 +61,24 @@ def test_summary_warns_when_pretraining_gained_under_two_points(capsys, tmp_path
   causes = " ".join(lines[6:])
   assert "too few steps (14.9 epochs)" in causes and "config.train.num_steps" in causes
   assert "shortcut" in causes and "color_strength" in causes
+  assert "lighting_prob=0.8" in causes and "collapsed" not in causes
+
+
+def test_the_warning_names_a_collapse_first_when_the_features_lost_their_rank(capsys, tmp_path):
+  # MoCo v2's run on a folder of glyphs over colour gradients: effective rank 1.9 where the
+  # random-init encoder's features had 7.1.
+  results = {"linear_top1": 0.082, "baseline_linear_top1": 0.135, "effective_rank": 1.86,
+             "baseline_effective_rank": 7.13}
+  metrics.print_summary(results, str(tmp_path), 60.0, exported=False)
+  lines = capsys.readouterr().out.splitlines()
+  first = lines.index(next(line for line in lines if "likely causes" in line)) + 1
+  assert lines[first] == ("    - the features collapsed: their effective rank is 1.9, the "
+                          "random-init encoder's 7.1; the loss was met without telling the "
+                          "images apart")
+  # Half the baseline's rank or more is no collapse.
+  metrics.print_summary({**results, "effective_rank": 3.6}, str(tmp_path), 60.0,
+                        exported=False)
+  assert "collapsed" not in capsys.readouterr().out
 
 
 def test_summary_gives_the_test_set_size_and_notes_a_gain_within_its_noise(capsys, tmp_path):
