@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from jax_ssl import config as config_lib
+
 
 def _plain(value):
   value = np.asarray(value).item()
@@ -286,8 +288,7 @@ def little_gain_warning(results):
       "without their content; keep config.data.augment.color_strength at 1.0 with "
       "grayscale_prob > 0, and crops that can cut the background away",
       "    - lighting that tells views apart: over a gradient across the image two crops "
-      "match by their light; give each view its own (--config.data.augment.lighting_prob=0.8 "
-      "--config.data.augment.crop_area_min=0.5 --config.data.augment.highpass_prob=0.5, "
+      f"match by their light; give each view its own ({config_lib.lighting_robust_flags()}, "
       "jax_ssl.config.use_lighting_robust_views)",
       "    - a learning rate far from the method's: try config.optim.base_lr x 0.3 and x 3",
   ]

@@ -3,7 +3,7 @@ import types
 
 import numpy as np
 
-from jax_ssl import metrics
+from jax_ssl import config as config_lib, metrics
 
 
 def test_a_log_gets_plain_step_lines_and_a_terminal_a_bar(capsys, monkeypatch):
@@ -62,6 +62,7 @@ def test_summary_warns_when_pretraining_gained_under_two_points(capsys, tmp_path
   assert "too few steps (14.9 epochs)" in causes and "config.train.num_steps" in causes
   assert "shortcut" in causes and "color_strength" in causes
   assert "lighting_prob=0.8" in causes and "collapsed" not in causes
+  assert config_lib.lighting_robust_flags() in causes  # the settings simclr_tiny takes
 
 
 def test_the_warning_names_a_collapse_first_when_the_features_lost_their_rank(capsys, tmp_path):
