@@ -12,8 +12,9 @@ that pip packages ship, and colour, background and position vary within every cl
   that glyph_gradients showed the recipes had not been chosen against. Used to choose them.
 - `glyph_gradients`: scikit-learn's 1,797 8 x 8 digits (another hand, another scanner),
   upscaled to 12-24 pixels, drawn in a random colour over a gradient between two random
-  colours with pixel noise; every fifth example of a class is a test example. Held out: no
-  recipe was chosen on it.
+  colours with pixel noise; every fifth example of a class is a test example. Held out
+  until 2026-12-06, when vicreg_tiny's views and relative_position_tiny's patch move were
+  kept after their figures on it (README, "Your own images").
 
 Point a tiny config at either with --config.data.source=folder:<root>/<name>.
 """
