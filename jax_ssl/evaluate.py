@@ -22,7 +22,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import PartitionSpec as P
 
 from jax_ssl import data, diagnostics, losses, parallel
-from jax_ssl.data import labelled, views as views_lib
+from jax_ssl.data import views as views_lib
 
 ROWS = P(parallel.DATA_AXIS)
 NEVER = np.iinfo(np.int32).max  # a rank or slot no row has
@@ -187,7 +187,7 @@ def label_subset(features, fraction, seed):
                                    jnp.arange(bound, dtype=jnp.int32), mesh=features.mesh)
   labels, found = np.asarray(labels), np.asarray(found)
   keep = np.zeros(bound, bool)
-  keep[found] = labelled.label_subset(labels[found], fraction, seed)
+  keep[found] = data.labelled.label_subset(labels[found], fraction, seed)
   return dataclasses.replace(
       features, mask=_restrict(features.mask, features.index, jnp.asarray(keep)))
 

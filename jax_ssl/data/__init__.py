@@ -6,7 +6,8 @@ not start TensorFlow.
 """
 import importlib
 
-_SUBMODULES = ("augment", "builtin", "device", "pipeline", "sources", "transforms", "views")
+_SUBMODULES = ("augment", "builtin", "device", "labelled", "pipeline", "sources", "transforms",
+               "views")
 _NAMES = {
     "color_distortion": "augment", "color_jitter": "augment", "random_flip": "augment",
     "random_gaussian_blur": "augment", "random_grayscale": "augment",
