@@ -296,10 +296,10 @@ def use_lighting_robust_views(c):
   gets a light of its own (a random colour ramp on 80% of them) and half lose their
   smooth lighting to the high-pass, so the gradient stops telling views apart; crops
   from half the area, not a fifth, so that both views hold the drawing more often.
-  `simclr_tiny`, `vicreg_tiny` and `cmc_tiny` take them (CMC's L and ab views share the
-  lighting too); with them MoCo v2, BYOL, SimSiam, Barlow Twins, NPID, PIRL and the
-  DeepClusters still did not beat their random-init encoders on the glyph_gradients
-  folder, nor SwAV, DINO and MoCo v3 on builtin:colour_digits (README).
+  `simclr_tiny`, `vicreg_tiny`, `cmc_tiny` (whose L and ab views share the lighting too)
+  and `barlow_twins_tiny` take them; with them Barlow Twins, MoCo v2, BYOL, SimSiam, NPID,
+  PIRL and the DeepClusters still did not beat their random-init encoders on the
+  glyph_gradients folder, nor SwAV, DINO and MoCo v3 on builtin:colour_digits (README).
   """
   c.data.augment.update(LIGHTING_ROBUST_VIEWS)
 
