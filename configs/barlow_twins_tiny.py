@@ -24,7 +24,8 @@ to 0.276 and from 0.077 to 0.177 (random init 0.104 and 0.057); without the high
 Expected (python -m jax_ssl.compare, seed 0, 2026-12-06; README.md, "Your own images"):
 linear_top1 0.904 and knn_top1 0.823 against the random-init encoder's 0.759 and 0.750
 on the digits (0.926 and 0.878 without the lighting-robust views), 6.9 minutes of CPU
-time; 0.276 and 0.212 against 0.104 and 0.131 on builtin:colour_digits; 0.113 and 0.113
+time; 0.276 and 0.212 against 0.104 and 0.131 on builtin:colour_digits (with --seeds=1
+0.315 against 0.123); 0.113 and 0.113
 against 0.135 and 0.085 on the held-out glyph_gradients folder, no gain (0.127 without
 the views).
 """
