@@ -78,6 +78,17 @@ def run_processes_async(recipe, batches, out, num_processes=2, devices_each=4):
   return results
 
 
+def test_the_workers_build_every_methods_step_without_tensorflow():
+  # TensorFlow only makes batches; a worker that imported it would spend 7 s of its start-up.
+  script = ("import sys; from jax_ssl import methods, step; methods.names(); "
+            "print('tensorflow' in sys.modules)")
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                                   os.environ.get("PYTHONPATH")]))}
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                       cwd=REPO, check=True, timeout=120).stdout
+  assert out.strip() == "False"
+
+
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_two_processes_train_like_one(recipe, tmp_path):
   config = distributed_steps.recipe_config(recipe)
