@@ -14,8 +14,8 @@ Expected (python -m jax_ssl.compare --config=configs/deepcluster_tiny.py --sourc
 seed 0, 2026-12-06; linear_top1 and knn_top1 against the random-init encoder's):
 - builtin:mnist: 0.951 and 0.934 against 0.759 and 0.750 (+19.2 points; at 1,500 steps
   0.892 and 0.780, +13.3), 4.5 minutes of CPU time;
-- builtin:colour_digits: 0.196 and 0.182 against 0.104 and 0.131 (+9.2; at 1,500 steps
-  0.163, +5.9, and with --config.seed=1 +4.7);
+- builtin:colour_digits: 0.196 and 0.182 against 0.104 and 0.131 (+9.2; with --seeds=1
+  0.209 against 0.123, +8.6; at 1,500 steps 0.163, +5.9, and with seed 1 +4.7);
 - the held-out glyph_gradients folder (README.md, "Your own images"): 0.118 against 0.135
   (-1.7; at 1,500 steps 0.130, -0.6): no gain there.
 With the tiny recipe of 2026-12-04 (colour strength 0.5, crops from 40%) it gained 3.4
