@@ -45,12 +45,17 @@ def free_port():
     return s.getsockname()[1]
 
 
+def repo_env():
+  """This environment with the repository first on PYTHONPATH, for a Python subprocess."""
+  return {**os.environ,
+          "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
 def start_processes(argv_of, num_processes=2, devices_each=4):
   """Starts `python argv_of(port, i)` for each process i of one run on this machine, each with
   `devices_each` CPU devices; returns a wait that checks they all succeeded and gives each
   process's (stdout, stderr)."""
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": device_count_flags(devices_each),
-         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+  env = {**repo_env(), "JAX_PLATFORMS": "cpu", "XLA_FLAGS": device_count_flags(devices_each)}
   port = free_port()
   workers = [subprocess.Popen([sys.executable, *argv_of(port, i)], env=env, cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -78,14 +83,15 @@ def run_processes_async(recipe, batches, out, num_processes=2, devices_each=4):
   return results
 
 
-def test_the_workers_build_every_methods_step_without_tensorflow():
+def test_the_workers_load_every_method_and_their_recipes_without_tensorflow():
   # TensorFlow only makes batches; a worker that imported it would spend 7 s of its start-up.
-  script = ("import sys; from jax_ssl import methods, step; methods.names(); "
+  # The worker's own module, every method module and the recipes it is started with.
+  script = ("import sys; sys.path.insert(0, 'tests'); import distributed_steps; "
+            "from jax_ssl import methods; methods.names(); "
+            f"[distributed_steps.recipe_config(r) for r in {RECIPES!r}]; "
             "print('tensorflow' in sys.modules)")
-  env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                                   os.environ.get("PYTHONPATH")]))}
-  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                       cwd=REPO, check=True, timeout=120).stdout
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       env=repo_env(), cwd=REPO, check=True, timeout=120).stdout
   assert out.strip() == "False"
 
 
