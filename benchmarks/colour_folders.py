@@ -1,6 +1,7 @@
-"""Writes two labelled folders of small colour images for checking tiny recipes beyond the
-built-in datasets (README, "Your own images"); both are made deterministically from images
-that pip packages ship, and colour, background and position vary within every class.
+"""Writes four labelled folders of small colour images for checking tiny recipes beyond the
+built-in datasets (README, "Your own images"); all are made deterministically from images
+and fonts that pip packages ship, and colour, background and position vary within every
+class.
 
   python benchmarks/colour_folders.py /tmp/colour_folders
 
@@ -15,8 +16,12 @@ that pip packages ship, and colour, background and position vary within every cl
   colours with pixel noise; every fifth example of a class is a test example. Held out
   until 2026-12-06, when vicreg_tiny's views and relative_position_tiny's patch move were
   kept after their figures on it (README, "Your own images").
+- `letter_gradients`: ten capital letters (not digits: other shapes than any of the
+  above) in matplotlib's 21 text faces, turned by up to 15 degrees, at 12-24 pixels over
+  a gradient between two random colours with pixel noise; 110 train and 30 test per class.
+  Made on 2026-12-06 as the held-out set that no recipe choice has seen.
 
-Point a tiny config at either with --config.data.source=folder:<root>/<name>.
+Point a tiny config at any of them with --config.data.source=folder:<root>/<name>.
 """
 import collections
 import os
@@ -92,11 +97,55 @@ def glyph_gradients(rng):
     yield _draw(glyph, _gradient(rng), int(rng.integers(12, 25)), rng), label, n % 5 == 0
 
 
-def write(root, name, examples):
+LETTERS = "ABCEFGHKMR"
+
+
+# The Latin text faces that matplotlib ships: DejaVu Sans, Serif and Sans Mono and STIX,
+# each upright and slanted, regular and bold, and five Computer Modern faces.
+FACES = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSans-BoldOblique",
+         "DejaVuSerif", "DejaVuSerif-Bold", "DejaVuSerif-Italic", "DejaVuSerif-BoldItalic",
+         "DejaVuSansMono", "DejaVuSansMono-Bold", "DejaVuSansMono-Oblique",
+         "DejaVuSansMono-BoldOblique", "STIXGeneral", "STIXGeneralBol", "STIXGeneralItalic",
+         "STIXGeneralBolIta", "cmr10", "cmb10", "cmss10", "cmtt10", "cmti10")
+
+
+def _fonts():
+  import matplotlib  # noqa: PLC0415
+  folder = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf")
+  return [os.path.join(folder, f"{face}.ttf") for face in FACES]
+
+
+def _letter(char, font_path, angle, side=128):
+  """`char` in white on black, turned by `angle` degrees and cut to the square around
+  it, with a margin of a tenth, as a uint8 glyph for `_draw` (which scales it as a digit)."""
+  from PIL import ImageDraw, ImageFont  # noqa: PLC0415
+  canvas = Image.new("L", (side, side), 0)
+  ImageDraw.Draw(canvas).text((side / 2, side / 2), char, fill=255, anchor="mm",
+                              font=ImageFont.truetype(font_path, side // 2))
+  canvas = canvas.rotate(angle, resample=Image.BILINEAR)
+  left, top, right, bottom = canvas.getbbox()
+  half = max(right - left, bottom - top) * 0.6
+  x, y = (left + right) / 2, (top + bottom) / 2
+  square = canvas.crop((round(x - half), round(y - half), round(x + half), round(y + half)))
+  return np.asarray(square.resize((64, 64), Image.BILINEAR))
+
+
+def letter_gradients(rng):
+  """Ten capital letters, each in the 21 FACES in turn, turned by up to 15
+  degrees, at 12-24 pixels over a gradient between two random colours with pixel noise:
+  140 per class, the last 30 for testing."""
+  fonts = _fonts()
+  for n in range(140):
+    for label, char in enumerate(LETTERS):
+      glyph = _letter(char, fonts[(n + label) % len(fonts)], rng.uniform(-15, 15))
+      yield _draw(glyph, _gradient(rng), int(rng.integers(12, 25)), rng), label, n >= 110
+
+
+def write(root, name, examples, class_name="digit_{}".format):
   counts = {"train": 0, "test": 0}
   for number, (image, label, is_test) in enumerate(examples):
     split = "test" if is_test else "train"
-    folder = os.path.join(root, name, split, f"digit_{label}")
+    folder = os.path.join(root, name, split, class_name(label))
     os.makedirs(folder, exist_ok=True)
     Image.fromarray(image).save(os.path.join(folder, f"{number:05d}.png"))
     counts[split] += 1
@@ -107,6 +156,8 @@ def main(root):
   write(root, "flat_digits", flat_digits(np.random.default_rng(1)))
   write(root, "glyph_gradients", glyph_gradients(np.random.default_rng(2)))
   write(root, "gradient_digits", gradient_digits(np.random.default_rng(3)))
+  write(root, "letter_gradients", letter_gradients(np.random.default_rng(4)),
+        lambda label: f"letter_{LETTERS[label]}")
 
 
 if __name__ == "__main__":

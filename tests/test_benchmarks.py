@@ -1,4 +1,5 @@
 """The throughput benchmark runs on CPU with a tiny model and reports sane figures."""
+import collections
 import json
 
 import jax
@@ -196,7 +197,7 @@ def corner_contrast(images):
   return np.maximum(np.abs(corner[0] - corner[3]).sum(-1), np.abs(corner[1] - corner[2]).sum(-1))
 
 
-def test_colour_folders_are_balanced_coloured_and_draw_different_digits(monkeypatch):
+def test_colour_folders_are_balanced_coloured_and_draw_different_glyphs(monkeypatch):
   folders = benchmark_scripts.load("colour_folders")
   glyphs_drawn = []
   draw = folders._draw
@@ -206,9 +207,18 @@ def test_colour_folders_are_balanced_coloured_and_draw_different_digits(monkeypa
     return draw(glyph, *args)
 
   monkeypatch.setattr(folders, "_draw", recording_draw)
+  letters_drawn = []
+  letter = folders._letter
+
+  def recording_letter(char, font, *args):
+    letters_drawn.append((char, font))
+    return letter(char, font, *args)
+
+  monkeypatch.setattr(folders, "_letter", recording_letter)
   glyphs_of = {}
   for maker, seed, lit_by_gradient in [(folders.flat_digits, 1, False),
-                                       (folders.gradient_digits, 3, True)]:
+                                       (folders.gradient_digits, 3, True),
+                                       (folders.letter_gradients, 4, True)]:
     glyphs_drawn.clear()
     examples = list(maker(np.random.default_rng(seed)))
     glyphs_of[maker.__name__] = set(glyphs_drawn)
@@ -225,3 +235,9 @@ def test_colour_folders_are_balanced_coloured_and_draw_different_digits(monkeypa
     assert corners.std(0).min() > 30
   # The tuning folders hold different MNIST digits, so neither one's result leaks the other's.
   assert not glyphs_of["flat_digits"] & glyphs_of["gradient_digits"]
+  # Every letter comes in each of the text faces.
+  faces = collections.defaultdict(set)
+  for char, font in letters_drawn:
+    faces[char].add(font)
+  every_face = dict.fromkeys(folders.LETTERS, len(folders.FACES))
+  assert {char: len(fonts) for char, fonts in faces.items()} == every_face
