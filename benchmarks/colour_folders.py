@@ -127,7 +127,7 @@ def _letter(char, font_path, angle, side=128):
   half = max(right - left, bottom - top) * 0.6
   x, y = (left + right) / 2, (top + bottom) / 2
   square = canvas.crop((round(x - half), round(y - half), round(x + half), round(y + half)))
-  return np.asarray(square.resize((64, 64), Image.BILINEAR))
+  return builtin.resized(np.asarray(square), 64)
 
 
 def letter_gradients(rng):
