@@ -18,9 +18,9 @@ recipe of 2026-12-04, the paper's central region
 linear_top1 0.743 and knn_top1 0.762 (why a square anywhere does better on the digits was
 not investigated).
 
-Held out from all tuning, the letter_gradients folder (benchmarks/colour_folders.py; run
-once with this recipe, 2026-12-06): 0.137 and 0.100 against 0.090 and 0.110, +4.7 points,
-under the 5 that pass; with --seeds=1 0.113 against 0.097 (+1.7).
+Held out from all tuning, the letter_gradients folder (benchmarks/colour_folders.py; seeds
+0 and 1 with this recipe, 2026-12-06): seed 0 0.137 and 0.100 against 0.090 and 0.110,
++4.7 points, under the 5 that pass; seed 1 0.113 against 0.097, +1.7.
 """
 from jax_ssl.config import base_config, check_variant, use_tiny_digits
 from jax_ssl.pretext import use_sgd
